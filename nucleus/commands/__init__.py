@@ -1,0 +1,1 @@
+"""One module per `nucleus` command; each has `run(args, context) -> int`."""

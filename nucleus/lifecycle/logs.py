@@ -1,0 +1,107 @@
+"""Log files: `logs/<Name>.log` (one line per output line) and `logs/nucleus.log` (every transition).
+
+A component line reads `2026-11-26T04:39:02.123Z INFO [run] the text`: time (UTC), level (stdout INFO,
+stderr WARN), the step, the text. Files rotate by size (`<Name>.log.1` … `.N`), as Greengrass's
+`logging.fileSizeKB` asks. Nucleus lines are an event name plus `key=value` pairs, easy to grep.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+Echo = Callable[[str], None]
+
+
+def timestamp(now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+
+
+class RotatingFile:
+    """An append-only text file that rolls over to `.1`, `.2`… when it passes `max_bytes`.
+
+    `files` counts every file kept, the current one included.
+    """
+
+    def __init__(self, path: Path, max_bytes: int, files: int) -> None:
+        self.path, self.max_bytes, self.backups = path, max_bytes, max(files - 1, 1)
+        self._stream: TextIO | None = None
+        self._size = 0
+
+    def _open(self) -> TextIO:
+        if self._stream is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._stream = open(self.path, "a", encoding="utf-8", buffering=1)
+            self._size = self._stream.tell()
+        return self._stream
+
+    def write(self, line: str) -> None:
+        stream = self._open()
+        stream.write(line)
+        self._size += len(line)
+        if self._size >= self.max_bytes:
+            self._rotate()
+
+    def _rotate(self) -> None:
+        self.close()
+        for index in range(self.backups - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{index}")
+            if older.exists():
+                os.replace(older, self.path.with_name(f"{self.path.name}.{index + 1}"))
+        if self.path.exists():
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+
+class ComponentLog:
+    """One component's log file, and (in a foreground deploy) its lines on the terminal."""
+
+    def __init__(self, name: str, path: Path, max_bytes: int, files: int, echo: Echo | None) -> None:
+        self.name = name
+        self._file = RotatingFile(path, max_bytes, files)
+        self._echo = echo
+
+    def line(self, step: str, level: str, text: str) -> None:
+        self._file.write(f"{timestamp()} {level} [{step}] {text}\n")
+        if self._echo is not None:
+            self._echo(f"{self.name} | {text}")
+
+    def event(self, text: str) -> None:
+        """A lifecycle event (a state change), in the component's own log too."""
+        self._file.write(f"{timestamp()} INFO [lifecycle] {text}\n")
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class NucleusLog:
+    """`logs/nucleus.log`: events as `name key=value …`; optionally mirrored to a stream (stderr)."""
+
+    def __init__(self, path: Path, max_bytes: int, files: int, mirror: Echo | None = None) -> None:
+        self._file = RotatingFile(path, max_bytes, files)
+        self._mirror = mirror
+
+    def event(self, name: str, level: str = "INFO", **fields: object) -> None:
+        pairs = " ".join(f"{key}={_quote(value)}" for key, value in fields.items() if value is not None)
+        line = f"{timestamp()} {level} {name} {pairs}".rstrip()
+        self._file.write(line + "\n")
+        if self._mirror is not None:
+            self._mirror(line)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _quote(value: object) -> str:
+    text = str(value)
+    if not text or any(c in text for c in ' "=\n'):
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return text

@@ -1,0 +1,261 @@
+"""Step processes: start a script in its own session, stream its lines, learn of its exit, end its tree.
+
+Contract: every `StepProcess` is either waited for (`wait()`) or ended (`end_processes`). Exits are learnt
+from SIGCHLD (one handler for the whole nucleus, no thread per process, no polling); output arrives through
+the event loop's readers. Ending a tree reaches the step's process group, every descendant, and every
+process that carries the component's token in its environment — so a daemon that double-forked out of the
+group is still found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import signal
+import subprocess
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+
+LineSink = Callable[[str, str], None]  # (level, text): stdout lines are INFO, stderr lines WARN
+MAX_LINE = 64 * 1024  # a longer run without a newline is cut into lines of this size
+
+
+class StepStartError(Exception):
+    """The step's process could not be started at all (no `sh`, a missing working folder…)."""
+
+
+class ChildWatcher:
+    """Reaps the nucleus's step processes when SIGCHLD says one has exited."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._callbacks: dict[int, Callable[[int], None]] = {}
+        loop.add_signal_handler(signal.SIGCHLD, self.reap)
+
+    def watch(self, pid: int, callback: Callable[[int], None]) -> None:
+        self._callbacks[pid] = callback
+        self._loop.call_soon(self.reap)  # it may have exited before we listened
+
+    def reap(self) -> None:
+        for pid in list(self._callbacks):
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done, status = pid, 255 << 8
+            if done:
+                callback = self._callbacks.pop(pid)
+                callback(os.waitstatus_to_exitcode(status))
+
+    def close(self) -> None:
+        self._loop.remove_signal_handler(signal.SIGCHLD)
+
+
+class _PipeReader:
+    """Turns a non-blocking pipe into lines, on the event loop's own readiness callbacks."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, level: str, sink: LineSink) -> None:
+        self._loop, self._fd, self._level, self._sink = loop, fd, level, sink
+        self._buffer = b""
+        self.closed = False
+        os.set_blocking(fd, False)
+        loop.add_reader(fd, self.read_available)
+
+    def read_available(self) -> None:
+        """Read whatever is there now; close on end of file."""
+        while not self.closed:
+            try:
+                chunk = os.read(self._fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno == errno.EINTR:
+                    continue
+                chunk = b""
+            if not chunk:
+                self.close()
+                return
+            self._feed(chunk)
+
+    def _feed(self, chunk: bytes) -> None:
+        self._buffer += chunk
+        *lines, self._buffer = self._buffer.split(b"\n")
+        while len(self._buffer) > MAX_LINE:
+            lines.append(self._buffer[:MAX_LINE])
+            self._buffer = self._buffer[MAX_LINE:]
+        for line in lines:
+            self._sink(self._level, line.rstrip(b"\r").decode("utf-8", "replace"))
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._loop.remove_reader(self._fd)
+        os.close(self._fd)
+        if self._buffer:
+            self._sink(self._level, self._buffer.rstrip(b"\r").decode("utf-8", "replace"))
+            self._buffer = b""
+
+
+class StepProcess:
+    """One running step: `sh -c <script>` in a new session, its output going to `sink`."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, watcher: ChildWatcher, popen: subprocess.Popen,
+                 stdout_fd: int, stderr_fd: int, sink: LineSink) -> None:
+        self.pid = popen.pid
+        self.pgid = popen.pid  # start_new_session: the shell leads its own group
+        self._popen = popen
+        self._exit: asyncio.Future[int] = loop.create_future()
+        self._readers = [_PipeReader(loop, stdout_fd, "INFO", sink), _PipeReader(loop, stderr_fd, "WARN", sink)]
+        watcher.watch(self.pid, self._exited)
+
+    def _exited(self, code: int) -> None:
+        for reader in self._readers:
+            reader.read_available()  # the last lines before the exit come before the exit
+        self._popen.returncode = code  # so that subprocess never waits for this pid itself
+        if not self._exit.done():
+            self._exit.set_result(code)
+
+    @property
+    def returncode(self) -> int | None:
+        return self._exit.result() if self._exit.done() else None
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._exit)
+
+    def close_output(self) -> None:
+        """Stop reading output (processes left in the background keep writing into the void)."""
+        for reader in self._readers:
+            reader.close()
+
+
+def spawn(loop: asyncio.AbstractEventLoop, watcher: ChildWatcher, script: str, *, env: dict[str, str],
+          cwd: str, sink: LineSink) -> StepProcess:
+    """Start `sh -c script` in its own session; raises `StepStartError` if it cannot start."""
+    out_read, out_write = os.pipe()
+    err_read, err_write = os.pipe()
+    try:
+        popen = subprocess.Popen(
+            ["sh", "-c", script], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out_write,
+            stderr=err_write, start_new_session=True, close_fds=True)
+    except OSError as exc:
+        os.close(out_read)
+        os.close(err_read)
+        raise StepStartError(f"cannot start sh in {cwd}: {exc.strerror}") from None
+    finally:
+        os.close(out_write)
+        os.close(err_write)
+    return StepProcess(loop, watcher, popen, out_read, err_read, sink)
+
+
+# -------------------------------------------------------------------------------- ending trees
+
+
+@dataclass(frozen=True)
+class EndReport:
+    """What ending a tree took: how many got SIGTERM, and how many needed SIGKILL."""
+
+    terminated: int
+    killed: int
+
+
+def _collect(pgids: Iterable[int], tokens: Collection[str]) -> list:
+    """Every process of the given groups, their descendants, and every process carrying one of `tokens`."""
+    import psutil
+
+    groups = set(pgids)
+    me = os.getpid()
+    found: dict[int, psutil.Process] = {}
+    for pgid in groups:
+        try:
+            for child in psutil.Process(pgid).children(recursive=True):
+                found[child.pid] = child
+            found[pgid] = psutil.Process(pgid)
+        except psutil.Error:
+            pass
+    for proc in psutil.process_iter():
+        if proc.pid == me or proc.pid in found:
+            continue
+        try:
+            if os.getpgid(proc.pid) in groups or (tokens and proc.environ().get("SVCUID") in tokens):
+                found[proc.pid] = proc
+        except (psutil.Error, OSError):
+            continue
+    return [p for pid, p in found.items() if pid != me and _alive(p)]
+
+
+def _alive(proc: object) -> bool:
+    import psutil
+
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE  # type: ignore[attr-defined]
+    except psutil.Error:
+        return False
+
+
+def _signal_all(procs: list, pgids: Iterable[int], sig: int) -> None:
+    import psutil
+
+    for pgid in pgids:
+        try:
+            os.killpg(pgid, sig)
+        except OSError:
+            pass
+    for proc in procs:
+        try:
+            proc.send_signal(sig)
+        except psutil.Error:
+            pass
+
+
+async def _wait_gone(procs: list, timeout: float) -> list:
+    """Wait until every process has exited (pidfd events where the OS has them); returns the living."""
+    loop = asyncio.get_running_loop()
+    pending = [p for p in procs if _alive(p)]
+    if not pending or timeout <= 0:
+        return pending
+    if hasattr(os, "pidfd_open"):
+        fds: list[int] = []
+        waiters = []
+        for proc in pending:
+            try:
+                fd = os.pidfd_open(proc.pid)
+            except OSError:
+                continue
+            fds.append(fd)
+            done = loop.create_future()
+            loop.add_reader(fd, lambda f=done: f.done() or f.set_result(None))
+            waiters.append(done)
+        try:
+            if waiters:
+                await asyncio.wait(waiters, timeout=timeout)
+        finally:
+            for fd in fds:
+                loop.remove_reader(fd)
+                os.close(fd)
+    else:  # no pidfd (macOS): look again every 50 ms until the grace period is over
+        deadline = loop.time() + timeout
+        while any(_alive(p) for p in pending) and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+    return [p for p in pending if _alive(p)]
+
+
+async def end_processes(pgids: Iterable[int], tokens: Collection[str], grace: float) -> EndReport:
+    """SIGTERM to the groups and every process found, wait `grace` seconds, SIGKILL what is left.
+
+    `tokens` (components' SVCUIDs) also find processes that left the group and lost their parent. Only
+    pass groups whose leader is known to be ours and not yet reaped: a group id is a process id, and
+    process ids are reused.
+    """
+    groups = list(pgids)
+    procs = _collect(groups, tokens)
+    if not procs:
+        return EndReport(0, 0)
+    _signal_all(procs, groups, signal.SIGTERM)
+    survivors = await _wait_gone(procs, grace)
+    late = _collect(groups, tokens)  # anything started during the grace period
+    survivors = list({p.pid: p for p in survivors + late}.values())
+    if survivors:
+        _signal_all(survivors, groups, signal.SIGKILL)
+        await _wait_gone(survivors, 2.0)
+    return EndReport(len(procs), len(survivors))

@@ -1,0 +1,318 @@
+"""One component's life: install, wait for dependencies, start, supervise, recover, stop.
+
+A `Service` drives its component through the states of `states.py`; every change goes through `_set`,
+which checks the transition table and tells the kernel (logs, dependents, waiters). The lifecycle runs as
+one task; stopping cancels that task, runs `shutdown`, then ends every process of the component.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import string
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nucleus.lifecycle.logs import ComponentLog
+from nucleus.lifecycle.process import StepProcess, StepStartError, end_processes, spawn
+from nucleus.lifecycle.states import READY, State, check_transition
+from nucleus.recipe.model import Lifecycle, Step
+
+if TYPE_CHECKING:
+    from nucleus.lifecycle.kernel import Kernel
+
+ERRORS_BEFORE_BROKEN = 3
+_TOKEN_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_token() -> str:
+    """A component's SVCUID: 16 random characters."""
+    return "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(16))
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """What the kernel needs to run one component, all variables already rendered."""
+
+    name: str
+    version: str
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    hard_dependencies: tuple[str, ...] = ()
+    soft_dependencies: tuple[str, ...] = ()
+    work_dir: Path = Path(".")
+    digest: str = ""  # recipe + artifacts: a changed digest means reinstall
+    builtin: bool = False
+
+
+class StepFailed(Exception):
+    """A step ended badly; `origin` is the state whose error count it adds to."""
+
+    def __init__(self, origin: State, cause: str) -> None:
+        super().__init__(cause)
+        self.origin, self.cause = origin, cause
+
+
+class Service:
+    """A component under supervision."""
+
+    def __init__(self, spec: ComponentSpec, kernel: "Kernel", log: ComponentLog, token: str | None = None) -> None:
+        self.spec = spec
+        self.kernel = kernel
+        self.log = log
+        self.token = token or new_token()
+        self.state = State.NEW
+        self.stopped_by_user = False
+        self._task: asyncio.Task | None = None
+        self._steps: list[StepProcess] = []  # every step process not yet ended, newest last
+        self._errors: dict[State, list[float]] = {}
+        self._started = False  # reached STARTING since the last stop: shutdown applies
+        self._waiters: list[asyncio.Future] = []
+        self._control = asyncio.Lock()  # one stop or restart at a time
+        self.last_cause = ""
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def _set(self, new: State, cause: str) -> None:
+        old = self.state
+        check_transition(self.name, old, new, cause)
+        self.state, self.last_cause = new, cause
+        self.log.event(f"state {old} -> {new}: {cause}")
+        self.kernel.on_transition(self, old, new, cause)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(new)
+
+    async def wait_change(self) -> State:
+        """Wait for this component's next state change."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        return await waiter
+
+    # -- the lifecycle ---------------------------------------------------------------------------
+
+    def launch(self, phase: State = State.NEW) -> None:
+        """Start the lifecycle from `phase` (NEW: install first; INSTALLED: start)."""
+        self._task = asyncio.get_running_loop().create_task(self._lifecycle(phase), name=f"lifecycle:{self.name}")
+        self._task.add_done_callback(self.kernel.task_done)
+
+    async def _lifecycle(self, phase: State) -> None:
+        while True:
+            try:
+                if phase is State.NEW:
+                    await self._install()
+                await self._wait_dependencies()
+                await self._start()
+                await self._supervise()
+                return
+            except StepFailed as failure:
+                next_phase = await self._errored(failure)
+                if next_phase is None:
+                    return
+                phase = next_phase
+
+    async def _install(self) -> None:
+        if self.kernel.needs_bootstrap(self.spec) and self.spec.lifecycle.step("bootstrap"):
+            code, note = await self._run_step("bootstrap", State.NEW)
+            if code != 0:
+                raise StepFailed(State.NEW, f"bootstrap {note}")
+            self.kernel.record_bootstrap(self.spec)
+        step = self.spec.lifecycle.step("install")
+        if step is None:
+            self._set(State.INSTALLED, "no install step")
+            return
+        code, note = await self._run_step("install", State.NEW)
+        if code != 0:
+            raise StepFailed(State.NEW, f"install {note}")
+        self._set(State.INSTALLED, f"install {note}")
+
+    async def _wait_dependencies(self) -> None:
+        """Block until every HARD dependency is RUNNING or FINISHED (SOFT ones never delay)."""
+        while True:
+            waiting = next((d for d in self.kernel.hard_dependencies(self) if d.state not in READY), None)
+            if waiting is None:
+                return
+            await waiting.wait_change()
+
+    async def _start(self) -> None:
+        deps = self.spec.hard_dependencies
+        self._set(State.STARTING, "dependencies ready" if deps else "no dependencies to wait for")
+        self._started = True
+        lifecycle = self.spec.lifecycle
+        if lifecycle.step("startup"):
+            code, note = await self._run_step("startup", State.STARTING)
+            if code != 0:
+                raise StepFailed(State.STARTING, f"startup {note}")
+            self._set(State.RUNNING, f"startup {note}")
+        elif lifecycle.step("run"):
+            step = lifecycle.steps["run"]
+            if self._skip(step):
+                self._set(State.FINISHED, f"run skipped ({step.skipif})")
+                return
+            process = self._spawn(step, State.STARTING)
+            self._set(State.RUNNING, f"run started, pid {process.pid}")
+        else:
+            self._set(State.FINISHED, "no startup or run step")
+
+    async def _supervise(self) -> None:
+        """While RUNNING: wait for `run` to exit (a `startup` component stays up until it is stopped)."""
+        if self.state is not State.RUNNING:
+            return
+        run = self.spec.lifecycle.step("run")
+        if self.spec.lifecycle.step("startup") or run is None:
+            await asyncio.get_running_loop().create_future()  # until cancelled by a stop
+        process = self._steps[-1]
+        code, note = await self._wait_step(process, run, State.RUNNING)
+        if code != 0:
+            raise StepFailed(State.RUNNING, f"run {note}")
+        self._set(State.FINISHED, f"run {note}")
+
+    async def _errored(self, failure: StepFailed) -> State | None:
+        """ERRORED: end what is left, count the error, run recover, and pick where to restart from."""
+        self._set(State.ERRORED, failure.cause)
+        await self._end_all()
+        now = self.kernel.now()
+        window = self.kernel.config.error_reset_time
+        recent = [t for t in self._errors.get(failure.origin, []) if now - t < window] + [now]
+        self._errors[failure.origin] = recent
+        if len(recent) >= ERRORS_BEFORE_BROKEN:
+            self._set(State.BROKEN, f"{len(recent)} errors in {failure.origin} within {window:g}s; "
+                                    f"last: {failure.cause}")
+            return None
+        if self.spec.lifecycle.step("recover"):
+            code, note = await self._run_step("recover", State.ERRORED)
+            await self._end_all()
+            if code != 0:
+                self.log.event(f"recover {note}")
+        phase = State.NEW if failure.origin is State.NEW else State.INSTALLED
+        self._set(phase, f"restarting after error {len(recent)} of {ERRORS_BEFORE_BROKEN}")
+        return phase
+
+    # -- steps -----------------------------------------------------------------------------------
+
+    def _skip(self, step: Step) -> bool:
+        """Greengrass's Skipif: `onpath <program>` or `exists <path>`, `!` in front negates."""
+        if not step.skipif:
+            return False
+        text = step.skipif.strip()
+        negate = text.startswith("!")
+        check, _, argument = text.lstrip("!").strip().partition(" ")
+        argument = argument.strip()
+        if check.lower() == "onpath":
+            path = self.kernel.step_environment(self, step).get("PATH")
+            found = shutil.which(argument, path=path) is not None
+        else:
+            found = os.path.exists(os.path.join(str(self.spec.work_dir), os.path.expanduser(argument)))
+        return found != negate
+
+    def _spawn(self, step: Step, origin: State) -> StepProcess:
+        env = self.kernel.step_environment(self, step)
+        sink: Callable[[str, str], None] = lambda level, text: self.log.line(step.name, level, text)
+        try:
+            process = spawn(self.kernel.loop, self.kernel.watcher, step.script, env=env,
+                            cwd=str(self.spec.work_dir), sink=sink)
+        except StepStartError as exc:
+            raise StepFailed(origin, f"{step.name} could not start: {exc}") from None
+        self._steps.append(process)
+        self.kernel.on_spawn(self, step, process)
+        return process
+
+    async def _run_step(self, name: str, origin: State) -> tuple[int, str]:
+        """Run a step to its end; (exit code, a note such as 'exited 0' or 'timed out after 120s')."""
+        step = self.spec.lifecycle.steps[name]
+        if self._skip(step):
+            return 0, f"skipped ({step.skipif})"
+        process = self._spawn(step, origin)
+        return await self._wait_step(process, step, origin)
+
+    async def _wait_step(self, process: StepProcess, step: Step, origin: State) -> tuple[int, str]:
+        timeout = step.effective_timeout
+        try:
+            code = await asyncio.wait_for(process.wait(), timeout)
+        except asyncio.TimeoutError:
+            await end_processes([process.pgid], (), self.kernel.config.graceful_shutdown_timeout)
+            await process.wait()
+            self._forget(process)
+            return -1, f"timed out after {timeout}s (its processes were ended)"
+        if step.name != "startup":  # a startup's background processes stay until the component stops
+            self._forget(process)
+        if code < 0:
+            return code, f"was killed by signal {-code}"
+        return code, f"exited {code}"
+
+    def _forget(self, process: StepProcess) -> None:
+        if process in self._steps and process.returncode is not None:
+            self._steps.remove(process)
+
+    async def _end_all(self) -> None:
+        """End every process of this component: live step groups, their trees, anything with its token."""
+        leaders = [p.pgid for p in self._steps if p.returncode is None]
+        report = await end_processes(leaders, {self.token}, self.kernel.config.graceful_shutdown_timeout)
+        for process in list(self._steps):
+            if process.returncode is None:
+                await process.wait()
+            process.close_output()
+        self._steps.clear()
+        if report.killed:
+            self.log.event(f"{report.killed} process(es) ignored SIGTERM and were killed")
+
+    # -- stop and restart ------------------------------------------------------------------------
+
+    async def _cancel_lifecycle(self) -> None:
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+    async def _halt(self, cause: str) -> None:
+        """Cancel the lifecycle, enter STOPPING, run shutdown (if the component started), end its processes."""
+        await self._cancel_lifecycle()
+        if self.state is not State.STOPPING:  # a restart cancelled half-way is already stopping
+            self._set(State.STOPPING, cause)
+        if self._started and self.spec.lifecycle.step("shutdown"):
+            code, note = await self._run_step("shutdown", State.STOPPING)
+            if code != 0:
+                self.log.event(f"shutdown {note}")
+        self._started = False
+        await self._end_all()
+
+    @property
+    def has_work(self) -> bool:
+        """Whether a stop has anything to do (processes, a lifecycle in progress, a shutdown step)."""
+        return self.state not in (State.FINISHED, State.BROKEN) or bool(self._steps)
+
+    async def stop(self, cause: str) -> None:
+        """Stop the component: STOPPING, shutdown, end its processes, FINISHED. BROKEN stays BROKEN."""
+        async with self._control:
+            if self.state is State.BROKEN or (self.state is State.FINISHED and not self._steps
+                                              and not (self._started and self.spec.lifecycle.step("shutdown"))):
+                await self._cancel_lifecycle()
+                return
+            await self._halt(cause)
+            self._set(State.FINISHED, cause)
+
+    async def restart(self, cause: str, *, reinstall: bool = False, spec: ComponentSpec | None = None) -> None:
+        """Stop what runs and start again (from install when `reinstall`); also the way out of BROKEN."""
+        async with self._control:
+            if self.state is State.BROKEN:
+                await self._cancel_lifecycle()
+            else:
+                await self._halt(cause)
+            if spec is not None:
+                self.spec = spec
+            self._errors.clear()
+            self.stopped_by_user = False
+            phase = State.NEW if reinstall else State.INSTALLED
+            self._set(phase, cause)
+            self.launch(phase)

@@ -1,0 +1,89 @@
+"""Where things live under a nucleus root, laid out as Greengrass lays out `/greengrass/v2`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_ROOT = "~/.nucleus"
+
+
+def choose_root(cli_root: str | None, config_rootpath: str | None = None) -> Path:
+    """`--root`, then `NUCLEUS_ROOT`, then the config's `system.rootpath`, then `~/.nucleus`."""
+    chosen = cli_root or os.environ.get("NUCLEUS_ROOT") or config_rootpath or DEFAULT_ROOT
+    return Path(chosen).expanduser().absolute()
+
+
+@dataclass(frozen=True)
+class RootLayout:
+    """The folders and files of one nucleus root. Creating them is `ensure()`'s job, nothing else's."""
+
+    path: Path
+
+    @property
+    def config_dir(self) -> Path:
+        return self.path / "config"
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_dir / "config.yaml"
+
+    @property
+    def state_file(self) -> Path:
+        return self.config_dir / "state.sqlite"
+
+    @property
+    def recipes_dir(self) -> Path:
+        return self.path / "packages" / "recipes"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.path / "packages" / "artifacts"
+
+    @property
+    def unarchived_dir(self) -> Path:
+        return self.path / "packages" / "artifacts-unarchived"
+
+    @property
+    def work_root(self) -> Path:
+        return self.path / "work"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.path / "logs"
+
+    @property
+    def sandbox_dir(self) -> Path:
+        return self.path / "sandbox"
+
+    @property
+    def socket_path(self) -> Path:
+        return self.path / "nucleus.sock"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / "nucleus.lock"
+
+    def artifacts(self, name: str, version: str) -> Path:
+        return self.artifacts_dir / name / version
+
+    def unarchived(self, name: str, version: str) -> Path:
+        return self.unarchived_dir / name / version
+
+    def work(self, name: str) -> Path:
+        return self.work_root / name
+
+    def log_file(self, name: str) -> Path:
+        return self.logs_dir / f"{name}.log"
+
+    @property
+    def nucleus_log(self) -> Path:
+        return self.logs_dir / "nucleus.log"
+
+    def ensure(self) -> None:
+        """Create the root's folders (private to the owner where they hold secrets or state)."""
+        for folder in (self.path, self.config_dir, self.recipes_dir, self.artifacts_dir,
+                       self.unarchived_dir, self.work_root, self.logs_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.config_dir, 0o700)

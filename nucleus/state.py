@@ -1,0 +1,263 @@
+"""The nucleus's memory: SQLite in WAL mode under `<root>/config/`.
+
+What survives a restart (or a kill -9 at any instant): deployments and their outcome, the set of root
+components the daemon restores, each component's last state and digest, the process groups that steps
+started (with their start time and the boot id, so that only our own processes are ever ended after a
+crash), and which versions have run their bootstrap step. Every write is one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nucleus.errors import NucleusError
+
+SCHEMA_VERSION = 1
+
+MIGRATIONS: dict[int, str] = {
+    1: """
+        CREATE TABLE deployments (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            created_at TEXT NOT NULL,
+            mode TEXT NOT NULL,              -- daemon | foreground
+            status TEXT NOT NULL,            -- IN_PROGRESS | SUCCEEDED | FAILED | ROLLED_BACK
+            error TEXT,
+            request TEXT NOT NULL,           -- JSON: what was asked
+            previous_roots TEXT              -- JSON: the root set before it (for rollback)
+        );
+        CREATE TABLE roots (
+            name TEXT PRIMARY KEY,
+            version TEXT NOT NULL,
+            recipe_path TEXT NOT NULL        -- the stored recipe this root was deployed from
+        );
+        CREATE TABLE components (
+            name TEXT PRIMARY KEY,
+            version TEXT NOT NULL,
+            state TEXT NOT NULL,
+            builtin INTEGER NOT NULL DEFAULT 0,
+            digest TEXT NOT NULL DEFAULT '',
+            cause TEXT NOT NULL DEFAULT '',
+            stopped INTEGER NOT NULL DEFAULT 0,   -- stopped with `nucleus stop`: not started on restore
+            token TEXT NOT NULL DEFAULT '',
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE processes (
+            pgid INTEGER NOT NULL,
+            start_time REAL NOT NULL,
+            boot_id TEXT NOT NULL,
+            component TEXT NOT NULL,
+            token TEXT NOT NULL,
+            PRIMARY KEY (pgid, start_time)
+        );
+        CREATE TABLE bootstrapped (
+            name TEXT NOT NULL,
+            version TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            PRIMARY KEY (name, version)
+        );
+    """,
+}
+
+SQL_SCHEMA_VERSION = "PRAGMA user_version"
+SQL_INSERT_DEPLOYMENT = ("INSERT INTO deployments (created_at, mode, status, request, previous_roots) "
+                         "VALUES (?, ?, 'IN_PROGRESS', ?, ?)")
+SQL_FINISH_DEPLOYMENT = "UPDATE deployments SET status = ?, error = ? WHERE id = ?"
+SQL_LIST_DEPLOYMENTS = "SELECT id, created_at, mode, status, error FROM deployments ORDER BY id"
+SQL_GET_DEPLOYMENT = "SELECT id, created_at, mode, status, error, request, previous_roots FROM deployments WHERE id = ?"
+SQL_UNFINISHED_DEPLOYMENTS = "SELECT id FROM deployments WHERE status = 'IN_PROGRESS'"
+SQL_LIST_ROOTS = "SELECT name, version, recipe_path FROM roots ORDER BY name"
+SQL_CLEAR_ROOTS = "DELETE FROM roots"
+SQL_INSERT_ROOT = "INSERT INTO roots (name, version, recipe_path) VALUES (?, ?, ?)"
+SQL_UPSERT_COMPONENT = """
+    INSERT INTO components (name, version, state, builtin, digest, cause, stopped, token, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (name) DO UPDATE SET version = excluded.version, state = excluded.state,
+        builtin = excluded.builtin, digest = excluded.digest, cause = excluded.cause,
+        stopped = excluded.stopped, token = excluded.token, updated_at = excluded.updated_at
+"""
+SQL_LIST_COMPONENTS = ("SELECT name, version, state, builtin, digest, cause, stopped, token, updated_at "
+                       "FROM components ORDER BY name")
+SQL_DELETE_COMPONENT = "DELETE FROM components WHERE name = ?"
+SQL_INSERT_PROCESS = ("INSERT OR REPLACE INTO processes (pgid, start_time, boot_id, component, token) "
+                      "VALUES (?, ?, ?, ?, ?)")
+SQL_LIST_PROCESSES = "SELECT pgid, start_time, boot_id, component, token FROM processes"
+SQL_CLEAR_PROCESSES = "DELETE FROM processes"
+SQL_DELETE_PROCESS = "DELETE FROM processes WHERE pgid = ? AND start_time = ?"
+SQL_IS_BOOTSTRAPPED = "SELECT 1 FROM bootstrapped WHERE name = ? AND version = ? AND digest = ?"
+SQL_SET_BOOTSTRAPPED = "INSERT OR REPLACE INTO bootstrapped (name, version, digest) VALUES (?, ?, ?)"
+
+
+@dataclass(frozen=True)
+class ComponentRecord:
+    name: str
+    version: str
+    state: str
+    builtin: bool
+    digest: str
+    cause: str
+    stopped: bool
+    token: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class DeploymentRecord:
+    id: int
+    created_at: str
+    mode: str
+    status: str
+    error: str | None
+
+
+@dataclass(frozen=True)
+class RootRecord:
+    name: str
+    version: str
+    recipe_path: str
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    pgid: int
+    start_time: float
+    boot_id: str
+    component: str
+    token: str
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class StateError(NucleusError):
+    pass
+
+
+class State:
+    """The state database of one root. Open it, use it from one thread, close it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), timeout=10, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"the state database cannot be used: {exc}", where=str(path),
+                             hint="if it is corrupt, move it aside; the next deployment starts afresh") from None
+        path.chmod(0o600)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _migrate(self) -> None:
+        version = self._db.execute(SQL_SCHEMA_VERSION).fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StateError(f"the state database has schema {version}, newer than this nucleus knows "
+                             f"({SCHEMA_VERSION})", where=str(self.path), hint="upgrade nucleus")
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            with self._transaction():
+                for statement in MIGRATIONS[step].split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {step}")
+
+    def _transaction(self) -> "_Transaction":
+        return _Transaction(self._db)
+
+    # -- deployments -----------------------------------------------------------------------------
+
+    def begin_deployment(self, mode: str, request: dict[str, Any], previous_roots: Iterable[RootRecord] = ()) -> int:
+        with self._transaction():
+            cursor = self._db.execute(SQL_INSERT_DEPLOYMENT, (
+                now_iso(), mode, json.dumps(request, sort_keys=True),
+                json.dumps([r.__dict__ for r in previous_roots])))
+            return int(cursor.lastrowid)
+
+    def finish_deployment(self, deployment_id: int, status: str, error: str | None = None) -> None:
+        with self._transaction():
+            self._db.execute(SQL_FINISH_DEPLOYMENT, (status, error, deployment_id))
+
+    def deployments(self) -> list[DeploymentRecord]:
+        return [DeploymentRecord(*row) for row in self._db.execute(SQL_LIST_DEPLOYMENTS)]
+
+    def deployment_previous_roots(self, deployment_id: int) -> list[RootRecord]:
+        row = self._db.execute(SQL_GET_DEPLOYMENT, (deployment_id,)).fetchone()
+        return [RootRecord(**r) for r in json.loads(row[6] or "[]")] if row else []
+
+    def unfinished_deployments(self) -> list[int]:
+        return [row[0] for row in self._db.execute(SQL_UNFINISHED_DEPLOYMENTS)]
+
+    # -- the daemon's root set -------------------------------------------------------------------
+
+    def roots(self) -> list[RootRecord]:
+        return [RootRecord(*row) for row in self._db.execute(SQL_LIST_ROOTS)]
+
+    def set_roots(self, roots: Iterable[RootRecord], deployment_id: int | None = None,
+                  status: str | None = None, error: str | None = None) -> None:
+        """Replace the root set (and finish a deployment) in one transaction."""
+        with self._transaction():
+            self._db.execute(SQL_CLEAR_ROOTS)
+            self._db.executemany(SQL_INSERT_ROOT, [(r.name, r.version, r.recipe_path) for r in roots])
+            if deployment_id is not None and status is not None:
+                self._db.execute(SQL_FINISH_DEPLOYMENT, (status, error, deployment_id))
+
+    # -- components ------------------------------------------------------------------------------
+
+    def record_components(self, records: Iterable[ComponentRecord]) -> None:
+        with self._transaction():
+            self._db.executemany(SQL_UPSERT_COMPONENT, [
+                (r.name, r.version, r.state, int(r.builtin), r.digest, r.cause, int(r.stopped), r.token,
+                 r.updated_at) for r in records])
+
+    def components(self) -> list[ComponentRecord]:
+        return [ComponentRecord(name, version, state, bool(builtin), digest, cause, bool(stopped), token, at)
+                for name, version, state, builtin, digest, cause, stopped, token, at
+                in self._db.execute(SQL_LIST_COMPONENTS)]
+
+    def forget_component(self, name: str) -> None:
+        with self._transaction():
+            self._db.execute(SQL_DELETE_COMPONENT, (name,))
+
+    # -- processes and bootstrap -----------------------------------------------------------------
+
+    def record_process(self, record: ProcessRecord) -> None:
+        with self._transaction():
+            self._db.execute(SQL_INSERT_PROCESS, (record.pgid, record.start_time, record.boot_id,
+                                                  record.component, record.token))
+
+    def processes(self) -> list[ProcessRecord]:
+        return [ProcessRecord(*row) for row in self._db.execute(SQL_LIST_PROCESSES)]
+
+    def clear_processes(self) -> None:
+        with self._transaction():
+            self._db.execute(SQL_CLEAR_PROCESSES)
+
+    def is_bootstrapped(self, name: str, version: str, digest: str) -> bool:
+        return self._db.execute(SQL_IS_BOOTSTRAPPED, (name, version, digest)).fetchone() is not None
+
+    def set_bootstrapped(self, name: str, version: str, digest: str) -> None:
+        with self._transaction():
+            self._db.execute(SQL_SET_BOOTSTRAPPED, (name, version, digest))
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")

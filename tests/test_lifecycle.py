@@ -1,0 +1,303 @@
+"""The lifecycle engine, driven as users drive it: `nucleus deploy` in a subprocess, real steps, real signals.
+
+Scripts record what happened in files under the test's folder; assertions read those files, the logs and
+the process table — never the clock.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from conftest import Nucleus
+
+pytestmark = pytest.mark.slow
+
+FAST_STOP = """
+services:
+  aws.greengrass.Nucleus:
+    configuration:
+      gracefulShutdownTimeout: 1
+"""
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def config(nucleus: Nucleus, text: str = FAST_STOP) -> str:
+    path = nucleus.workdir.parent / "config.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_crash_loop_reaches_broken_after_exactly_three_runs(nucleus: Nucleus) -> None:
+    runs = nucleus.workdir / "runs"
+    recipe = nucleus.recipe("com.example.Crash", f"""
+        Run: echo run >> {runs}; exit 7
+        Recover: echo recover >> {runs}
+    """)
+    result = nucleus.run("deploy", str(recipe))
+    assert result.code == 1
+    assert lines(runs) == ["run", "recover", "run", "recover", "run"]
+    assert "com.example.Crash: RUNNING -> ERRORED (run exited 7)" in result.out
+    assert "com.example.Crash: ERRORED -> BROKEN (3 errors in RUNNING within 3600s; last: run exited 7)" in result.out
+    assert "deployment ended: com.example.Crash BROKEN" in result.err
+
+
+def test_install_failure_restarts_from_install(nucleus: Nucleus) -> None:
+    installs = nucleus.workdir / "installs"
+    recipe = nucleus.recipe("com.example.BadInstall", f"""
+        Install: echo install >> {installs}; exit 1
+        Run: echo never
+    """)
+    result = nucleus.run("deploy", str(recipe))
+    assert result.code == 1
+    assert lines(installs) == ["install"] * 3
+    assert "never" not in nucleus.log("com.example.BadInstall")
+    assert "3 errors in NEW" in result.out
+
+
+def test_error_then_success_finishes(nucleus: Nucleus) -> None:
+    flag = nucleus.workdir / "flag"
+    recipe = nucleus.recipe("com.example.Flaky", f"""
+        Run: if [ -f {flag} ]; then echo second; else touch {flag}; exit 1; fi
+    """)
+    result = nucleus.run("deploy", str(recipe))
+    assert result.code == 0, result.out + result.err
+    assert "com.example.Flaky: INSTALLED -> STARTING" in result.out
+    assert "com.example.Flaky | second" in result.out
+
+
+def test_dependent_starts_only_when_its_hard_dependency_is_ready(nucleus: Nucleus) -> None:
+    order = nucleus.workdir / "order"
+    nucleus.recipe("com.example.Base", f"""
+        Startup: sleep 1; echo base-ready >> {order}
+    """)
+    app = nucleus.recipe("com.example.App", f"""
+        Install: echo app-install >> {order}
+        Run: echo app-run >> {order}
+    """, extra="""
+        ComponentDependencies:
+          com.example.Base:
+            VersionRequirement: ^1.0.0
+    """)
+    proc = nucleus.popen("--config", config(nucleus), "deploy", str(app), "--recipes", str(nucleus.workdir))
+    try:
+        wait_for(lambda: "app-run" in lines(order), what="app to run")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert lines(order) == ["app-install", "base-ready", "app-run"], out + err
+    assert proc.returncode == 130  # Base stays RUNNING (startup), so the deploy supervises until Ctrl-C
+
+
+def test_soft_dependency_never_waits(nucleus: Nucleus) -> None:
+    order = nucleus.workdir / "order"
+    nucleus.recipe("com.example.Slow", f"Startup: sleep 2; echo slow-ready >> {order}")
+    app = nucleus.recipe("com.example.App", f"Run: echo app-run >> {order}", extra="""
+        ComponentDependencies:
+          com.example.Slow: {VersionRequirement: '*', DependencyType: SOFT}
+    """)
+    proc = nucleus.popen("--config", config(nucleus), "deploy", str(app), "--recipes", str(nucleus.workdir))
+    try:
+        wait_for(lambda: "slow-ready" in lines(order), what="slow to be ready")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert lines(order) == ["app-run", "slow-ready"]
+
+
+def test_running_dependents_restart_when_a_hard_dependency_errors(nucleus: Nucleus) -> None:
+    order = nucleus.workdir / "order"
+    flag = nucleus.workdir / "flag"
+    nucleus.recipe("com.example.Db", f"""
+        Run: echo db-start >> {order}; if [ ! -f {flag} ]; then touch {flag}; sleep 2; exit 1; fi; sleep 60
+    """)
+    app = nucleus.recipe("com.example.App", f"Run: echo app-start >> {order}; sleep 60", extra="""
+        ComponentDependencies:
+          com.example.Db: {VersionRequirement: '^1.0.0'}
+    """)
+    proc = nucleus.popen("--config", config(nucleus), "deploy", str(app), "--recipes", str(nucleus.workdir))
+    try:
+        wait_for(lambda: lines(order).count("app-start") == 2, what="app to restart")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert lines(order) == ["db-start", "app-start", "db-start", "app-start"]
+    assert "com.example.App: RUNNING -> STOPPING (its dependency com.example.Db errored)" in out
+
+
+def test_timeout_kills_the_step_and_its_children(nucleus: Nucleus) -> None:
+    pids = nucleus.workdir / "pids"
+    recipe = nucleus.recipe("com.example.Slow", f"""
+        Install:
+          Script: sleep 60 & echo $! >> {pids}; sh -c 'sleep 60 & echo $! >> {pids}; wait' & echo $$ >> {pids}; wait
+          Timeout: 1
+    """)
+    result = nucleus.run("--config", config(nucleus), "deploy", str(recipe))
+    assert result.code == 1
+    assert "install timed out after 1s (its processes were ended)" in result.out
+    recorded = [int(p) for p in lines(pids)]
+    assert len(recorded) == 9  # three attempts, three processes each
+    assert not [p for p in recorded if alive(p)]
+
+
+def test_ctrl_c_runs_shutdown_and_leaves_no_process_behind(nucleus: Nucleus) -> None:
+    pids = nucleus.workdir / "pids"
+    shutdowns = nucleus.workdir / "shutdowns"
+    # run ignores SIGTERM, starts a child in its group, and a grandchild that leaves the group (setsid)
+    # and whose parent exits at once, so that it is re-parented away from the component.
+    nucleus.recipe("com.example.Base", f"""
+        Run: sleep 60 & echo $! >> {pids}; wait
+        Shutdown: echo base >> {shutdowns}
+    """)
+    app = nucleus.recipe("com.example.Stubborn", f"""
+        Run: >-
+          trap '' TERM; echo $$ >> {pids};
+          sleep 60 & echo $! >> {pids};
+          sh -c 'setsid sh -c "trap \\"\\" TERM; echo \\$\\$ >> {pids}; sleep 60" &';
+          wait
+        Shutdown: echo stubborn >> {shutdowns}
+    """, extra="""
+        ComponentDependencies:
+          com.example.Base: {VersionRequirement: '1.0.0'}
+    """)
+    proc = nucleus.popen("--config", config(nucleus), "deploy", str(app), "--recipes", str(nucleus.workdir))
+    wait_for(lambda: len(lines(pids)) == 4, what="all processes to start")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out + err
+    assert lines(shutdowns) == ["stubborn", "base"]  # dependents stop first
+    assert not [p for p in map(int, lines(pids)) if alive(p)]
+    assert "com.example.Stubborn: STOPPING -> FINISHED (SIGINT received)" in out
+    assert "ignored SIGTERM and were killed" in nucleus.log("com.example.Stubborn")
+
+
+def test_sigterm_exits_143(nucleus: Nucleus) -> None:
+    recipe = nucleus.recipe("com.example.Sleeper", "Run: sleep 60")
+    proc = nucleus.popen("--config", config(nucleus), "deploy", str(recipe))
+    wait_for(lambda: "RUNNING" in nucleus.log("com.example.Sleeper"), what="RUNNING")
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143
+    assert "com.example.Sleeper: STOPPING -> FINISHED (SIGTERM received)" in out
+    assert "deployment ended: stopped by SIGTERM" in err
+
+
+def test_startup_background_processes_are_stopped(nucleus: Nucleus) -> None:
+    pids = nucleus.workdir / "pids"
+    recipe = nucleus.recipe("com.example.Daemon", f"""
+        Startup: nohup sleep 60 > /dev/null 2>&1 & echo $! > {pids}
+    """)
+    proc = nucleus.popen("--config", config(nucleus), "deploy", str(recipe))
+    wait_for(lambda: "RUNNING" in nucleus.log("com.example.Daemon") and lines(pids), what="RUNNING")
+    daemon = int(lines(pids)[0])
+    assert alive(daemon)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert not alive(daemon)
+
+
+def test_environment_of_steps(nucleus: Nucleus) -> None:
+    recipe = nucleus.recipe("com.example.Env", """
+        Setenv:
+          SHARED: lifecycle
+          OVERRIDDEN: lifecycle
+        Run:
+          Script: env | sort; echo "cwd=$(pwd)"
+          Setenv:
+            OVERRIDDEN: step
+    """)
+    extra = {"VIRTUAL_ENV": "/some/venv", "PATH": "/some/venv/bin:" + os.environ["PATH"]}
+    result = nucleus.run("deploy", str(recipe), env=extra)
+    assert result.code == 0, result.err
+    env = dict(line.split(" | ", 1)[1].split("=", 1) for line in result.out.splitlines()
+               if line.startswith("com.example.Env | ") and "=" in line)
+    assert len(env["SVCUID"]) == 16 and env["SVCUID"] == env["AWS_CONTAINER_AUTHORIZATION_TOKEN"]
+    assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "us-east-1"
+    assert env["GGC_VERSION"].startswith("2.")
+    assert env["PYTHONUNBUFFERED"] == "1"
+    assert "AWS_IOT_THING_NAME" in env and "GG_ROOT_CA_PATH" in env
+    assert "VIRTUAL_ENV" not in env and "/some/venv/bin" not in env["PATH"].split(":")
+    assert (env["SHARED"], env["OVERRIDDEN"]) == ("lifecycle", "step")
+    assert env["cwd"] == str(nucleus.root / "work" / "com.example.Env")
+
+
+def test_skipif(nucleus: Nucleus) -> None:
+    marker = nucleus.workdir / "marker"
+    marker.touch()
+    recipe = nucleus.recipe("com.example.Skips", f"""
+        Install:
+          Script: echo install-ran
+          Skipif: onpath sh
+        Startup:
+          Script: echo startup-ran
+          Skipif: '! exists {marker}'
+        Shutdown: 'true'
+    """)
+    proc = nucleus.popen("--config", config(nucleus), "deploy", str(recipe))
+    wait_for(lambda: "RUNNING" in nucleus.log("com.example.Skips"), what="RUNNING")
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert "install-ran" not in out and "startup-ran" in out
+    assert "INSTALLED (install skipped (onpath sh))" in out
+
+
+def test_bootstrap_runs_once_per_version(nucleus: Nucleus) -> None:
+    boots = nucleus.workdir / "boots"
+    recipe = nucleus.recipe("com.example.Boot", f"""
+        Bootstrap: echo boot >> {boots}
+        Run: echo run
+    """)
+    assert nucleus.run("deploy", str(recipe)).code == 0
+    assert nucleus.run("deploy", str(recipe)).code == 0
+    assert lines(boots) == ["boot"]
+    newer = nucleus.recipe("com.example.Boot", f"""
+        Bootstrap: echo boot >> {boots}
+        Run: echo run
+    """, version="1.0.1")
+    assert nucleus.run("deploy", str(newer)).code == 0
+    assert lines(boots) == ["boot", "boot"]
+
+
+def test_logs_rotate_by_size(nucleus: Nucleus) -> None:
+    recipe = nucleus.recipe("com.example.Chatty", "Run: for i in $(seq 1 300); do echo line-$i-padding-padding; done")
+    small = "services:\n  aws.greengrass.Nucleus:\n    configuration:\n      logging: {fileSizeKB: 2, fileCount: 3}\n"
+    assert nucleus.run("--config", config(nucleus, small), "deploy", str(recipe)).code == 0
+    logs = nucleus.root / "logs"
+    assert (logs / "com.example.Chatty.log.1").is_file() and (logs / "com.example.Chatty.log.2").is_file()
+    assert not (logs / "com.example.Chatty.log.3").exists()
+    for path in logs.glob("com.example.Chatty.log*"):
+        assert path.stat().st_size < 2 * 1024 + 200
+
+
+def test_last_states_are_recorded(nucleus: Nucleus) -> None:
+    recipe = nucleus.recipe("com.example.Done", "Run: echo done")
+    assert nucleus.run("deploy", str(recipe)).code == 0
+    with sqlite3.connect(nucleus.root / "config" / "state.sqlite") as db:
+        rows = db.execute("SELECT name, version, state FROM components").fetchall()
+        deployments = db.execute("SELECT mode, status FROM deployments").fetchall()
+    assert rows == [("com.example.Done", "1.0.0", "FINISHED")]
+    assert deployments == [("foreground", "SUCCEEDED")]

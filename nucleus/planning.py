@@ -142,7 +142,7 @@ def make_plan(request: PlanRequest, layout: RootLayout, config: NucleusConfig,
         index.setdefault(name, []).append(Candidate(
             name, version, {d.name: d.version_requirement for d in recipe.dependencies}, recipe.path))
 
-    roots = [Root(r.name, r.version, f"{r.path}") for r in deployed]
+    roots = [Root(r.name, r.version, f"the deployment ({r.path})") for r in deployed]
     named = {r.name for r in deployed}
     roots += [Root(k.name, k.version, "the current deployment") for k in request.kept_roots if k.name not in named]
     looked_in = _looked_in(request, layout)

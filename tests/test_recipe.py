@@ -301,7 +301,8 @@ def test_errors_are_capped() -> None:
 
 
 def test_schema_agrees_on_a_valid_recipe_and_finds_nothing_more() -> None:
-    for path in sorted(RECIPES.glob("*")) + sorted((REPO / "recipes").glob("*")):
+    paths = [p for p in sorted(RECIPES.rglob("*.*")) if "as-printed" not in p.name]
+    for path in paths + sorted((REPO / "recipes").glob("*")):
         result = read_recipe(path, schema=True)
         assert result.errors == [], (path, result.errors)
 

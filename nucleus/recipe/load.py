@@ -103,14 +103,22 @@ def _read_yaml(text: str, source: str) -> Document:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or exc.context or "not valid YAML"
-        raise LoadError(
-            source, line, column, f"invalid YAML: {problem}",
-            "check the indentation, the colons and the quoting on this line and the one above",
-        ) from None
+        lines = text.splitlines() or [""]
+        if line > len(lines):  # the end of the file: point at the end of its last line
+            line, column = len(lines), len(lines[-1]) + 1
+        at = lines[line - 1][column - 1:column]
+        hint = "YAML indents with spaces, not tabs" if at == "\t" else _yaml_hint(problem)
+        raise LoadError(source, line, column, f"invalid YAML: {problem}", hint) from None
     except yaml.YAMLError as exc:
         raise LoadError(source, 1, 1, f"invalid YAML: {exc}", "check the file is YAML") from None
     finally:
         loader.dispose()
+
+
+def _yaml_hint(problem: str) -> str:
+    if "mapping values are not allowed" in problem:
+        return "this line has a second 'key: value' after a key: put it on its own line, indented, or quote it"
+    return "check the indentation, the colons and the quoting on this line and the one above"
 
 
 def _node_mark(node: Any) -> Mark:

@@ -332,6 +332,11 @@ class _Walker:
     def manifests(self, manifests_entry: tuple[Any, NodePath],
                   lifecycle_entry: tuple[Any, NodePath]) -> tuple[Manifest, ...] | None:
         value, path = manifests_entry
+        top_value, top_path = lifecycle_entry
+        if top_value not in (_MISSING, None) and not isinstance(top_value, dict):
+            self.error(top_path, f"must be a mapping of lifecycle steps, not {_kind(top_value)}",
+                       "indent the steps (Install:, Run: …) under Lifecycle")
+            lifecycle_entry = (_MISSING, top_path)
         if value is _MISSING:
             self.error((), "Manifests is missing", "add Manifests: a list with at least one entry, e.g. "
                        "- Lifecycle: {Run: …}")

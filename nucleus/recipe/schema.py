@@ -102,13 +102,20 @@ def schema_diagnostics(doc: Document) -> list[Diagnostic]:
     for error in sorted(_validator().iter_errors(canonical), key=lambda e: list(map(str, e.absolute_path))):
         if error.context:  # oneOf/anyOf: the alternative that came closest says most
             error = best_match(error.context)
-        canon_path = tuple(error.absolute_path)
-        written = paths.get(canon_path, ())
+        written = _written(paths, tuple(error.absolute_path))
         line, column = doc.mark(written)
         result.append(Diagnostic("error", doc.source, line, column, render_path(written),
                                  f"does not match the recipe schema: {_describe(error)}",
                                  "see docs/recipes.md for the recipe format"))
     return result
+
+
+def _written(paths: dict[NodePath, NodePath], canon_path: NodePath) -> NodePath:
+    """The path as written for a canonical path; below the last recipe-owned key, keys are the user's own."""
+    for cut in range(len(canon_path), -1, -1):
+        if canon_path[:cut] in paths:
+            return paths[canon_path[:cut]] + canon_path[cut:]
+    return canon_path
 
 
 def _describe(error: Any) -> str:

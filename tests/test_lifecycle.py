@@ -301,3 +301,26 @@ def test_last_states_are_recorded(nucleus: Nucleus) -> None:
         deployments = db.execute("SELECT mode, status FROM deployments").fetchall()
     assert rows == [("com.example.Done", "1.0.0", "FINISHED")]
     assert deployments == [("foreground", "SUCCEEDED")]
+
+
+def test_errors_older_than_error_reset_time_do_not_count(nucleus: Nucleus) -> None:
+    runs = nucleus.workdir / "runs"
+    # Each run fails after 1.2 s, so no two errors fall within errorResetTime (1 s): never BROKEN.
+    recipe = nucleus.recipe("com.example.SlowCrash", f"Run: echo run >> {runs}; sleep 1.2; exit 1")
+    window = "services:\n  aws.greengrass.Nucleus:\n    configuration:\n      errorResetTime: 1\n"
+    proc = nucleus.popen("--config", config(nucleus, window), "deploy", str(recipe))
+    try:
+        wait_for(lambda: len(lines(runs)) >= 4, timeout=60, what="a fourth run")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "BROKEN" not in out
+    assert "restarting after error 1 of 3" in out and "restarting after error 2 of 3" not in out
+
+
+def test_docs_diagram_matches_the_transition_table() -> None:
+    from conftest import REPO
+    from nucleus.lifecycle.states import mermaid
+
+    assert mermaid() in (REPO / "docs" / "lifecycle.md").read_text()

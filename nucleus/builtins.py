@@ -3,6 +3,8 @@ service). They resolve like any component, appear in `list`, and run without a r
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from nucleus.config import NUCLEUS, NucleusConfig
 
 BUILTIN_NAMES = frozenset({NUCLEUS})
@@ -11,3 +13,8 @@ BUILTIN_NAMES = frozenset({NUCLEUS})
 def builtin_versions(config: NucleusConfig) -> dict[str, str]:
     """The version each built-in presents to dependency resolution."""
     return {NUCLEUS: config.nucleus_version}
+
+
+def builtin_factories(config: NucleusConfig) -> dict[str, Callable]:
+    """Services for built-ins that do more than exist (the nucleus itself is a plain `BuiltinService`)."""
+    return {}

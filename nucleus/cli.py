@@ -64,6 +64,9 @@ def _add_deploy(subparsers: argparse._SubParsersAction) -> None:
         "example:\n  nucleus deploy recipes/com.example.HelloWorld-1.0.0.yaml")
     parser.add_argument("paths", nargs="+", metavar="PATH", help="recipe files to deploy")
     _add_lookup_options(parser)
+    parser.add_argument("--on-failure", choices=("keep", "rollback"), default="keep",
+                        help="with a running nucleus: what a failed deployment leaves (default keep, like "
+                             "Greengrass's DO_NOTHING; rollback restores the previous set)")
 
 
 def _add_lookup_options(parser: argparse.ArgumentParser) -> None:
@@ -94,6 +97,35 @@ def _add_validate(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="recipe files (YAML or JSON)")
 
 
+def _add_daemon_commands(subparsers: argparse._SubParsersAction) -> None:
+    _command(subparsers, "start", "run the nucleus as a long-running service (in the foreground)",
+             "Run the nucleus on its root until SIGTERM, SIGINT or `nucleus shutdown`: it restores the last\n"
+             "deployed components, ends what a killed predecessor left behind, and answers `deploy`, `list`,\n"
+             "`logs`, `restart`, `stop`, `remove`, `deployments` and `shutdown` on <root>/nucleus.sock.",
+             "example:\n  nucleus --root /greengrass/v2 start")
+    _command(subparsers, "shutdown", "stop every component cleanly, then stop the running nucleus",
+             epilog="example:\n  nucleus shutdown")
+    parser = _command(subparsers, "list", "the components and their states",
+                      "The components of the running nucleus with their states; with none running, the states\n"
+                      "the last nucleus on the root recorded.", "example:\n  nucleus list --json")
+    parser.add_argument("--json", action="store_true",
+                        help='print [{"name", "version", "state", "builtin"}] on stdout')
+    parser = _command(subparsers, "logs", "a component's log (from the running nucleus)",
+                      epilog="example:\n  nucleus logs com.example.HelloWorld -f")
+    parser.add_argument("name", metavar="NAME", help="the component")
+    parser.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until Ctrl-C")
+    parser.add_argument("-n", "--lines", type=int, default=100, metavar="N", help="how many lines (default 100)")
+    for name, summary in (("restart", "restart a component (also the way out of BROKEN)"),
+                          ("stop", "stop a component (it stays stopped until deployed or restarted)"),
+                          ("remove", "remove a root component and what only it needed")):
+        parser = _command(subparsers, name, summary, epilog=f"example:\n  nucleus {name} com.example.HelloWorld")
+        parser.add_argument("name", metavar="NAME", help="the component")
+    parser = _command(subparsers, "deployments", "the deployments of the running nucleus and their outcome",
+                      epilog="example:\n  nucleus deployments --json")
+    parser.add_argument("--json", action="store_true",
+                        help='print [{"id", "createdAt", "status", "error"}] on stdout')
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nucleus",
@@ -110,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_deploy(subparsers)
     _add_plan(subparsers)
     _add_validate(subparsers)
+    _add_daemon_commands(subparsers)
     return parser
 
 

@@ -112,6 +112,12 @@ class _Reader:
             self.fail(path, f"'{value}' is not a number of at least {minimum:g}", "write a plain number")
         return number
 
+    def port(self, path: tuple) -> int:
+        port = self.number(path, 0)
+        if port != int(port) or port > 65535:
+            self.fail(path, f"'{port:g}' is not a port number", "use 0 (any free port) or 1-65535")
+        return int(port)
+
     def mapping(self, path: tuple) -> dict[str, str]:
         value = self.node(path)
         if value is None:
@@ -150,7 +156,7 @@ class _Reader:
             startup_settle_seconds=self.number(nucleus + ("startupSettleSeconds",), 1.0),
             log_file_size_kb=int(self.number(nucleus + ("logging", "fileSizeKB"), 1024, minimum=1)),
             log_file_count=int(self.number(nucleus + ("logging", "fileCount"), 5, minimum=1)),
-            tes_port=int(self.number(tes + ("port",), 0)),
+            tes_port=self.port(tes + ("port",)),
             credential_retry_in_sec=None if retry is None else self.number(tes + ("credentialRetryInSec",), 0),
             setenv=self.mapping(("setenv",)),
         )

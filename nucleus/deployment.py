@@ -1,26 +1,26 @@
-"""Applying a plan: import into the store, turn components into services, and follow them to an outcome.
+"""Applying deployments: plan, import into the store, turn components into services, follow the outcome.
 
-The foreground deploy (`nucleus deploy` with no daemon on the root) is `run_foreground`; the daemon uses
-the same pieces (`import_plan`, `specs_for`, `Recorder`).
+One `Deployer` serves both ways to deploy. The foreground deploy (`nucleus deploy` with no daemon on the
+root) applies one plan and supervises it to its end (`follow_foreground`); the daemon applies plans to its
+running kernel and waits for them to settle (`wait_settled`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from nucleus.config import NucleusConfig
 from nucleus.errors import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, NucleusError
 from nucleus.lifecycle.builtin import BuiltinService
-from nucleus.lifecycle.kernel import Kernel, KernelOptions
-from nucleus.lifecycle.logs import Echo
+from nucleus.lifecycle.kernel import Kernel
 from nucleus.lifecycle.process import StepProcess, end_processes
 from nucleus.lifecycle.service import ComponentSpec, Service
 from nucleus.lifecycle.states import State
 from nucleus.paths import RootLayout
-from nucleus.planning import Plan
+from nucleus.planning import Plan, PlanRequest, make_plan
 from nucleus.procinfo import boot_id, start_time
 from nucleus.recipe.model import GENERIC, Step
 from nucleus.state import ComponentRecord, ProcessRecord, State as StateDB, now_iso
@@ -52,7 +52,7 @@ def import_plan(plan: Plan, layout: RootLayout) -> dict[str, str]:
     return digests
 
 
-def specs_for(plan: Plan, digests: dict[str, str], layout: RootLayout) -> list[ComponentSpec]:
+def specs_for(plan: Plan, digests: Mapping[str, str], layout: RootLayout) -> list[ComponentSpec]:
     return [ComponentSpec(name=c.name, version=c.version, lifecycle=c.lifecycle,
                           hard_dependencies=c.hard_dependencies, soft_dependencies=c.soft_dependencies,
                           work_dir=layout.work(c.name), digest=digests[c.name], builtin=c.builtin)
@@ -62,30 +62,30 @@ def specs_for(plan: Plan, digests: dict[str, str], layout: RootLayout) -> list[C
 class Recorder:
     """Keeps the state database in step with the kernel: states, spawned process groups, bootstraps.
 
-    Writes are coalesced: all changes of one event-loop turn go into one transaction.
+    State changes are coalesced (all changes of one event-loop turn in one transaction); a new token and a
+    spawned process are written at once, so that a nucleus killed an instant later still knows them.
     """
 
     def __init__(self, state: StateDB) -> None:
         self.state = state
         self._dirty: dict[str, Service] = {}
-        self._processes: list[ProcessRecord] = []
         self._scheduled = False
         self._boot_id = boot_id()
 
-    def _schedule(self) -> None:
+    def track(self, service: Service) -> None:
+        self.state.record_components([record_of(service)])
+
+    def transition(self, service: Service, old: State, new: State, cause: str) -> None:
+        self._dirty[service.name] = service
         if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
 
-    def transition(self, service: Service, old: State, new: State, cause: str) -> None:
-        self._dirty[service.name] = service
-        self._schedule()
-
     def spawned(self, service: Service, step: Step, process: StepProcess) -> None:
         started = start_time(process.pid)
         if started is not None:
-            self._processes.append(ProcessRecord(process.pgid, started, self._boot_id, service.name, service.token))
-            self._schedule()
+            self.state.record_process(ProcessRecord(process.pgid, started, self._boot_id, service.name,
+                                                    service.token))
 
     def needs_bootstrap(self, spec: ComponentSpec) -> bool:
         return not self.state.is_bootstrapped(spec.name, spec.version, spec.digest)
@@ -96,11 +96,8 @@ class Recorder:
     def flush(self) -> None:
         self._scheduled = False
         dirty, self._dirty = self._dirty, {}
-        processes, self._processes = self._processes, []
         if dirty:
             self.state.record_components(record_of(s) for s in dirty.values())
-        for process in processes:
-            self.state.record_process(process)
 
 
 def record_of(service: Service) -> ComponentRecord:
@@ -113,14 +110,15 @@ async def end_leftovers(state: StateDB) -> int:
     """End the processes a killed nucleus left behind on this root; returns how many were found.
 
     A group is signalled only if its leader is alive with the recorded start time in this boot; everything
-    else is found by the component's token in its environment.
+    else is found by a component's token in its environment (tokens of recorded processes and components).
     """
     records = state.processes()
-    if not records:
+    tokens = {r.token for r in records} | {c.token for c in state.components() if c.token}
+    if not tokens:
         return 0
     this_boot = boot_id()
     groups = [r.pgid for r in records if r.boot_id == this_boot and start_time(r.pgid) == r.start_time]
-    report = await end_processes(groups, {r.token for r in records}, 5.0)
+    report = await end_processes(groups, tokens, 5.0)
     state.clear_processes()
     return report.terminated
 
@@ -131,52 +129,74 @@ class Outcome:
     summary: str
 
 
-def make_service_factory(kernel: Kernel, builtins: dict[str, BuiltinFactory]) -> Callable[[ComponentSpec], Service]:
-    def make(spec: ComponentSpec) -> Service:
+class Deployer:
+    """Applies plans to a kernel (the same code for the daemon and the foreground deploy)."""
+
+    def __init__(self, kernel: Kernel, layout: RootLayout, config: NucleusConfig, recorder: Recorder,
+                 device: Mapping[str, str], builtins: Mapping[str, BuiltinFactory] | None = None) -> None:
+        self.kernel, self.layout, self.config = kernel, layout, config
+        self.recorder, self.device = recorder, device
+        self.builtins = dict(builtins or {})
+
+    def make_service(self, spec: ComponentSpec) -> Service:
         if spec.builtin:
-            factory = builtins.get(spec.name)
-            return factory(spec, kernel) if factory else BuiltinService(spec, kernel, kernel.new_log(spec.name))
-        return Service(spec, kernel, kernel.new_log(spec.name))
-    return make
+            factory = self.builtins.get(spec.name)
+            service = factory(spec, self.kernel) if factory else \
+                BuiltinService(spec, self.kernel, self.kernel.new_log(spec.name))
+        else:
+            service = Service(spec, self.kernel, self.kernel.new_log(spec.name))
+        self.recorder.track(service)
+        return service
+
+    async def plan(self, request: PlanRequest) -> Plan:
+        """Resolve and render (file reads, so off the loop: other clients stay served meanwhile)."""
+        plan = await asyncio.to_thread(make_plan, request, self.layout, self.config, self.device)
+        refuse_unsupported(plan)
+        return plan
+
+    async def apply(self, plan: Plan, *, remove_others: bool = False, hold: frozenset[str] = frozenset(),
+                    remove_cause: str = "no longer part of the deployment") -> list[str]:
+        """Import and start what the plan needs; returns the names of components that (re)start.
+
+        With `remove_others`, services the plan no longer needs are stopped and forgotten; new services in
+        `hold` are created but not started.
+        """
+        digests = await asyncio.to_thread(import_plan, plan, self.layout)
+        changed = await self.kernel.deploy(specs_for(plan, digests, self.layout), self.make_service, hold)
+        if remove_others:
+            wanted = {c.name for c in plan.components}
+            await self.remove([name for name in self.kernel.services if name not in wanted], remove_cause)
+        return changed
+
+    async def remove(self, names: Iterable[str], cause: str) -> None:
+        for service in await self.kernel.remove(list(names), cause):
+            self.recorder.state.forget_component(service.name)
 
 
-async def run_foreground(plan: Plan, layout: RootLayout, config: NucleusConfig, *, echo: Echo,
-                         builtins: dict[str, BuiltinFactory] | None = None,
-                         request: dict | None = None) -> Outcome:
-    """Deploy `plan` in this process and supervise it to its end (see DESIGN.md, foreground deploy)."""
-    from nucleus.lifecycle.logs import NucleusLog
-
-    refuse_unsupported(plan)
-    state = StateDB(layout.state_file)
-    nucleus_log = NucleusLog(layout.nucleus_log, config.log_file_size_kb * 1024, config.log_file_count)
-    recorder = Recorder(state)
-    kernel = Kernel(layout, config, nucleus_log, KernelOptions(echo=echo, observer=recorder))
-    kernel.open()
-    deployment_id = state.begin_deployment("foreground", request or {})
-    try:
-        leftovers = await end_leftovers(state)
-        if leftovers:
-            echo(f"nucleus: ended {leftovers} process(es) left behind by a nucleus that was killed")
-        digests = await asyncio.to_thread(import_plan, plan, layout)
-        specs = specs_for(plan, digests, layout)
-        kernel.deploy(specs, make_service_factory(kernel, builtins or {}))
-        outcome = await _follow(kernel, [c.name for c in plan.components if not c.builtin])
-        status = "SUCCEEDED" if outcome.exit_code == EXIT_OK else "FAILED"
-        state.finish_deployment(deployment_id, status, None if status == "SUCCEEDED" else outcome.summary)
-        return outcome
-    except BaseException as exc:
-        state.finish_deployment(deployment_id, "FAILED", str(exc) or type(exc).__name__)
-        await kernel.stop_all("the deployment failed")
-        raise
-    finally:
-        recorder.flush()
-        kernel.close()
-        nucleus_log.close()
-        state.close()
+async def wait_settled(kernel: Kernel, changed: Iterable[str], watched: Iterable[str], settle: float) -> Outcome:
+    """The daemon's rule: every changed component FINISHED, or RUNNING and still up after `settle` seconds;
+    failed as soon as any component of the deployment is BROKEN."""
+    changed_services = [kernel.services[n] for n in changed if n in kernel.services]
+    watched_services = [kernel.services[n] for n in watched if n in kernel.services]
+    while True:
+        broken = [s for s in watched_services if s.state is State.BROKEN]
+        if broken:
+            return Outcome(EXIT_FAILED, f"{broken[0].name} is BROKEN: {broken[0].last_cause}")
+        now = kernel.now()
+        waits = []
+        for service in changed_services:
+            if service.state is State.RUNNING:
+                waits.append(settle - (now - service.since))
+            elif service.state is not State.FINISHED:
+                waits.append(float("inf"))
+        if all(w <= 0 for w in waits):
+            return Outcome(EXIT_OK, f"{len(changed_services)} component(s) changed, all up")
+        timeout = min(w for w in waits if w > 0)
+        await asyncio.wait([kernel.next_change()], timeout=None if timeout == float("inf") else timeout)
 
 
-async def _follow(kernel: Kernel, names: Iterable[str]) -> Outcome:
-    """Wait for the foreground outcome: all FINISHED (0), one BROKEN (1), or a signal (130/143)."""
+async def follow_foreground(kernel: Kernel, names: Iterable[str]) -> Outcome:
+    """The foreground rule: all FINISHED (0), one BROKEN (1), or a signal (130/143) — then stop everything."""
     loop = asyncio.get_running_loop()
     received: asyncio.Future[int] = loop.create_future()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -193,11 +213,9 @@ async def _follow(kernel: Kernel, names: Iterable[str]) -> Outcome:
                 return Outcome(EXIT_OK, f"{len(watched)} component(s) FINISHED")
             await asyncio.wait([kernel.next_change(), received], return_when=asyncio.FIRST_COMPLETED)
             if received.done():
-                signum = received.result()
-                name = "SIGINT" if signum == signal.SIGINT else "SIGTERM"
+                name = "SIGINT" if received.result() == signal.SIGINT else "SIGTERM"
                 await kernel.stop_all(f"{name} received")
-                return Outcome(EXIT_SIGINT if signum == signal.SIGINT else EXIT_SIGTERM,
-                               f"stopped by {name}")
+                return Outcome(EXIT_SIGINT if name == "SIGINT" else EXIT_SIGTERM, f"stopped by {name}")
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)

@@ -180,8 +180,7 @@ def _add_stored(store: Store, candidates: _Candidates, wanted: set[str], warning
         for recipe in candidates.recipes.values():
             if recipe.name == name:
                 queue.extend(d.name for d in recipe.dependencies)
-        for path in store.recipe_files(name):
-            version = path.name[len(name) + 1:].split(".recipe.", 1)[0]
+        for version, path in store.stored_versions(name).items():
             if (name, version) in candidates.recipes:
                 continue
             result = read_recipe(path)

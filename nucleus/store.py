@@ -103,6 +103,23 @@ class Store:
         return sorted(p for p in folder.iterdir()
                       if p.name.startswith(prefix) and ".recipe." in p.name and p.suffix in RECIPE_SUFFIXES)
 
+    def stored_versions(self, name: str) -> dict[str, Path]:
+        """Each stored version of a component, with its recipe file."""
+        return {path.name[len(name) + 1:].split(".recipe.", 1)[0]: path for path in self.recipe_files(name)}
+
+    def prune(self, name: str, keep: set[str]) -> list[str]:
+        """Delete every stored version of `name` but `keep` (the current and the previous one)."""
+        removed = []
+        for version, path in self.stored_versions(name).items():
+            if version in keep:
+                continue
+            path.unlink(missing_ok=True)
+            (self.layout.recipes_dir / f"{name}@{version}.artifacts.sha256").unlink(missing_ok=True)
+            shutil.rmtree(self.layout.artifacts(name, version), ignore_errors=True)
+            shutil.rmtree(self.layout.unarchived(name, version), ignore_errors=True)
+            removed.append(version)
+        return removed
+
     def import_component(self, recipe: Recipe, manifest: Manifest, source: Path | None) -> str:
         """Put the recipe and its artifact folder into the store; returns the component's digest.
 

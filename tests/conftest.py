@@ -6,12 +6,22 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
+    """Poll `predicate` until true; a test's way to wait for a process it does not own."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
 
 
 def nucleus_env(extra: dict[str, str] | None = None) -> dict[str, str]:

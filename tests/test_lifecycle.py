@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from conftest import Nucleus
+from conftest import Nucleus, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -26,13 +25,6 @@ services:
       gracefulShutdownTimeout: 1
 """
 
-
-def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def lines(path: Path) -> list[str]:

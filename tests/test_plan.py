@@ -16,7 +16,7 @@ def component(nucleus: Nucleus, name: str, version: str, deps: dict[str, str] | 
               folder: Path | None = None, run: str | None = None, soft: tuple[str, ...] = ()) -> Path:
     folder = folder or nucleus.workdir
     folder.mkdir(parents=True, exist_ok=True)
-    lines = [f"RecipeFormatVersion: '2020-01-25'", f"ComponentName: {name}", f"ComponentVersion: '{version}'"]
+    lines = ["RecipeFormatVersion: '2020-01-25'", f"ComponentName: {name}", f"ComponentVersion: '{version}'"]
     if deps:
         lines.append("ComponentDependencies:")
         for dep, requirement in deps.items():

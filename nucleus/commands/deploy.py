@@ -22,23 +22,54 @@ def echo(line: str) -> None:
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    from nucleus.deployment import run_foreground
-    from nucleus.lock import RootLock
-    from nucleus.planning import make_plan
-    from nucleus.recipe.platform import detect_platform
+    from nucleus.control import daemon_running
 
-    layout, config = context.layout, context.config
-    request = plan_request(args)
-    plan = make_plan(request, layout, config, detect_platform(config.platform_override))
-    for warning in plan.warnings:
-        print(warning, file=sys.stderr)
+    layout = context.layout
+    if layout.socket_path.exists() and daemon_running(layout.path):
+        from nucleus.commands.client import deploy_through_daemon
+
+        return deploy_through_daemon(args, context)
+    return run_foreground(args, context)
+
+
+def run_foreground(args: argparse.Namespace, context: Context) -> int:
+    from nucleus.lock import RootLock
+
+    layout = context.layout
     layout.ensure()
     with RootLock(layout.lock_file).acquire("foreground deploy"):
-        names = ", ".join(f"{c.name} {c.version}" for c in plan.components if not c.builtin)
-        echo(f"nucleus: deploying {names} (root {layout.path})")
-        outcome = asyncio.run(run_foreground(plan, layout, config, echo=echo,
-                                             request={"paths": [str(p) for p in request.recipe_paths]}))
+        outcome = asyncio.run(_foreground(plan_request(args), context))
     stream = sys.stdout if outcome.exit_code == 0 else sys.stderr
     print(f"nucleus: deployment {'succeeded' if outcome.exit_code == 0 else 'ended'}: {outcome.summary}",
           file=stream)
     return outcome.exit_code
+
+
+async def _foreground(request: "object", context: Context) -> "object":
+    """Deploy in this process and supervise it to its end (DESIGN.md, the foreground deploy)."""
+    from nucleus.deployment import follow_foreground
+    from nucleus.runtime import Runtime
+
+    runtime = Runtime(context.layout, context.config, echo=echo)
+    deployment_id = runtime.state.begin_deployment(
+        "foreground", {"paths": [str(p) for p in request.recipe_paths]})  # type: ignore[attr-defined]
+    try:
+        leftovers = await runtime.open()
+        if leftovers:
+            echo(f"nucleus: ended {leftovers} process(es) left behind by a nucleus that was killed")
+        plan = await runtime.deployer.plan(request)  # type: ignore[arg-type]
+        for warning in plan.warnings:
+            print(warning, file=sys.stderr)
+        names = ", ".join(f"{c.name} {c.version}" for c in plan.components if not c.builtin)
+        echo(f"nucleus: deploying {names} (root {context.layout.path})")
+        await runtime.deployer.apply(plan)
+        outcome = await follow_foreground(runtime.kernel, [c.name for c in plan.components if not c.builtin])
+        status = "SUCCEEDED" if outcome.exit_code == 0 else "FAILED"
+        runtime.state.finish_deployment(deployment_id, status, None if status == "SUCCEEDED" else outcome.summary)
+        return outcome
+    except BaseException as exc:
+        runtime.state.finish_deployment(deployment_id, "FAILED", str(exc) or type(exc).__name__)
+        await runtime.kernel.stop_all("the deployment failed")
+        raise
+    finally:
+        runtime.close()

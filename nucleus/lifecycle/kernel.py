@@ -89,6 +89,8 @@ class Kernel:
         self._base_env = component_environment(config)
         self._tasks: set[asyncio.Task] = set()
         self._change: asyncio.Future | None = None
+        # Who else hears of each state change while they listen (a daemon client following a deployment).
+        self.listeners: set[Callable[[Service, State, State, str], None]] = set()
         self.loop: asyncio.AbstractEventLoop
         self.watcher: ChildWatcher
 
@@ -153,6 +155,8 @@ class Kernel:
             self.options.echo(f"{service.name}: {old} -> {new} ({cause})")
         if self.options.observer:
             self.options.observer.transition(service, old, new, cause)
+        for listener in list(self.listeners):
+            listener(service, old, new, cause)
         if new is State.ERRORED:
             self.restart_dependents(service, f"its dependency {service.name} errored")
         change, self._change = self._change, None
@@ -194,19 +198,28 @@ class Kernel:
 
     # -- deployments and stops -------------------------------------------------------------------
 
-    def deploy(self, specs: Iterable[ComponentSpec], make_service: Callable[[ComponentSpec], Service]) -> list[str]:
-        """Create, replace or keep a service per spec (dependency order); returns the names that change."""
+    async def deploy(self, specs: Iterable[ComponentSpec], make_service: Callable[[ComponentSpec], Service],
+                     hold: frozenset[str] = frozenset()) -> list[str]:
+        """Create, replace or keep a service per spec (dependency order); returns the names that change.
+
+        A changed component is stopped before this returns (its running HARD dependents restart with it),
+        so that whoever waits for the outcome sees the new lifecycle, not the old one. New services named
+        in `hold` are created but not started (components stopped with `nucleus stop`).
+        """
         changed = []
         for spec in specs:
             existing = self.services.get(spec.name)
             if existing is None:
-                self.add(make_service(spec)).launch(State.NEW)
-                changed.append(spec.name)
+                service = self.add(make_service(spec))
+                if spec.name in hold:
+                    service.stopped_by_user = True
+                else:
+                    service.launch(State.NEW)
+                    changed.append(spec.name)
             elif existing.spec.digest != spec.digest or existing.state is State.BROKEN \
                     or existing.stopped_by_user:
                 self.restart_dependents(existing, f"its dependency {spec.name} is being redeployed")
-                self.spawn_task(existing.restart(f"redeployed {spec.version}", reinstall=True, spec=spec),
-                                f"redeploy:{spec.name}")
+                await existing.restart(f"redeployed {spec.version}", reinstall=True, spec=spec)
                 changed.append(spec.name)
             else:
                 existing.spec = spec  # same digest: same recipe and artifacts; keep it running
@@ -230,6 +243,15 @@ class Kernel:
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 self.nucleus_log.event("stop-error", level="ERROR", error=repr(result))
+
+    async def remove(self, names: Iterable[str], cause: str) -> list[Service]:
+        """Stop the named services (dependents first) and forget them."""
+        services = [self.services[n] for n in names if n in self.services]
+        await self.stop_services(services, cause)
+        for service in services:
+            service.log.close()
+            del self.services[service.name]
+        return services
 
     async def stop_all(self, cause: str) -> None:
         for task in list(self._tasks):

@@ -66,17 +66,24 @@ class ComponentLog:
 
     def __init__(self, name: str, path: Path, max_bytes: int, files: int, echo: Echo | None) -> None:
         self.name = name
+        self.path = path
         self._file = RotatingFile(path, max_bytes, files)
         self._echo = echo
+        self.followers: set[Echo] = set()  # `nucleus logs -f` clients, given each line as written
+
+    def _write(self, line: str) -> None:
+        self._file.write(line + "\n")
+        for follower in list(self.followers):
+            follower(line)
 
     def line(self, step: str, level: str, text: str) -> None:
-        self._file.write(f"{timestamp()} {level} [{step}] {text}\n")
+        self._write(f"{timestamp()} {level} [{step}] {text}")
         if self._echo is not None:
             self._echo(f"{self.name} | {text}")
 
     def event(self, text: str) -> None:
         """A lifecycle event (a state change), in the component's own log too."""
-        self._file.write(f"{timestamp()} INFO [lifecycle] {text}\n")
+        self._write(f"{timestamp()} INFO [lifecycle] {text}")
 
     def close(self) -> None:
         self._file.close()
@@ -98,6 +105,30 @@ class NucleusLog:
 
     def close(self) -> None:
         self._file.close()
+
+
+def tail(path: Path, count: int) -> list[str]:
+    """The last `count` lines of a log, reaching into its rotated predecessor (`.1`) when needed."""
+    found: list[str] = []
+    for candidate in (path, path.with_name(path.name + ".1")):
+        if len(found) >= count or not candidate.exists():
+            break
+        found = _last_lines(candidate, count - len(found)) + found
+    return found
+
+
+def _last_lines(path: Path, count: int) -> list[str]:
+    """Read backwards in blocks: a long log is not read whole to show its end."""
+    with open(path, "rb") as stream:
+        stream.seek(0, os.SEEK_END)
+        position, data = stream.tell(), b""
+        while position > 0 and data.count(b"\n") <= count:
+            step = min(65536, position)
+            position -= step
+            stream.seek(position)
+            data = stream.read(step) + data
+    lines = data.decode("utf-8", "replace").splitlines()
+    return lines[-count:] if count else []
 
 
 def _quote(value: object) -> str:

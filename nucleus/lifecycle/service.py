@@ -65,6 +65,7 @@ class Service:
         self.log = log
         self.token = token or new_token()
         self.state = State.NEW
+        self.since = kernel.now()  # when the current state was entered (monotonic)
         self.stopped_by_user = False
         self._task: asyncio.Task | None = None
         self._steps: list[StepProcess] = []  # every step process not yet ended, newest last
@@ -83,7 +84,7 @@ class Service:
     def _set(self, new: State, cause: str) -> None:
         old = self.state
         check_transition(self.name, old, new, cause)
-        self.state, self.last_cause = new, cause
+        self.state, self.last_cause, self.since = new, cause, self.kernel.now()
         self.log.event(f"state {old} -> {new}: {cause}")
         self.kernel.on_transition(self, old, new, cause)
         waiters, self._waiters = self._waiters, []

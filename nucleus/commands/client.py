@@ -1,0 +1,77 @@
+"""The CLI side of the control socket: send a request to `nucleus start`, print what comes back."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from nucleus.cli import Context
+
+
+def call(context: Context, command: str, *, json_output: bool = False, **arguments: Any) -> tuple[int, Any]:
+    """Run one request; progress goes to stderr (or stdout in text mode); returns (exit code, result)."""
+    from nucleus.control import ControlClient
+
+    with ControlClient(context.layout.path) as client:
+        for message in client.request(command, **arguments):
+            if "event" in message:
+                show_event(message, json_output)
+            else:
+                done = message["done"]
+                for line in done.get("lines") or []:
+                    print(line, file=sys.stderr)
+                return int(done["exit"]), done.get("result")
+    return 2, None
+
+
+def show_event(message: dict[str, Any], json_output: bool) -> None:
+    stream = sys.stderr if json_output else sys.stdout
+    kind = message["event"]
+    if kind == "state":
+        print(f"{message['component']}: {message['old']} -> {message['new']} ({message['cause']})", file=stream,
+              flush=True)
+    elif kind == "log":
+        print(message["line"], flush=True)
+    elif kind == "deployment":
+        print(f"nucleus: deployment {message['id']} started", file=stream, flush=True)
+    elif kind in ("note", "warning"):
+        print(message["text"], file=sys.stderr, flush=True)
+
+
+def deploy_through_daemon(args: argparse.Namespace, context: Context) -> int:
+    """Hand the deployment to the running nucleus and wait for its outcome."""
+    sandbox_wanted = getattr(args, "sandbox", False)
+    if sandbox_wanted:
+        code, status = call(context, "status")
+        if not (status or {}).get("sandbox"):
+            from nucleus.errors import NucleusError
+
+            raise NucleusError(f"the nucleus running on {context.layout.path} was started without --sandbox",
+                               hint="stop it (`nucleus shutdown`) and run `nucleus start --sandbox`, or deploy "
+                                    "without --sandbox")
+    code, result = call(
+        context, "deploy",
+        paths=[str(Path(p).absolute()) for p in args.paths],
+        recipes=[str(Path(p).absolute()) for p in args.recipes],
+        artifacts=str(Path(args.artifacts).absolute()) if args.artifacts else None,
+        cwd=str(Path.cwd()),
+        onFailure=args.on_failure)
+    if code == 0 and result:
+        print(f"nucleus: deployment {result['id']} succeeded: {result['summary']}")
+    return code
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True))
+
+
+def component_command(context: Context, command: str, name: str) -> int:
+    """`restart`, `stop` or `remove` one component, showing its state changes; one line at the end."""
+    code, result = call(context, command, name=name)
+    if code == 0 and result:
+        state = f": {result['state']}" if "state" in result else ""
+        print(f"nucleus: {command} {name} done{state}")
+    return code

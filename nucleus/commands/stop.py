@@ -1,0 +1,13 @@
+"""`nucleus stop NAME` (docs/commands.md#stop)."""
+
+from __future__ import annotations
+
+import argparse
+
+from nucleus.cli import Context
+
+
+def run(args: argparse.Namespace, context: Context) -> int:
+    from nucleus.commands.client import component_command
+
+    return component_command(context, "stop", args.name)

@@ -1,0 +1,317 @@
+"""`nucleus start` and the commands that talk to it, driven as a user drives them: real processes, real
+socket, kill -9 included."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import stat
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from conftest import Nucleus, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+
+def marked(marker: str) -> list[psutil.Process]:
+    """Live processes whose command line carries `marker` (the test's own component scripts)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if proc.info["status"] != psutil.STATUS_ZOMBIE and marker in " ".join(proc.info["cmdline"] or []):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+class Daemon:
+    def __init__(self, nucleus: Nucleus) -> None:
+        self.nucleus = nucleus
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, *extra: str) -> subprocess.Popen:
+        self.proc = self.nucleus.popen(*extra, "start")
+        socket = self.nucleus.root / "nucleus.sock"
+        wait_for(lambda: socket.exists() or self.proc.poll() is not None, what="the control socket")
+        assert self.proc.poll() is None, self.proc.communicate()
+        wait_for(lambda: self.nucleus.run("list").code == 0, what="the daemon to answer")
+        return self.proc
+
+    def stop(self) -> tuple[str, str]:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        out, err = self.proc.communicate(timeout=60)
+        return out, err
+
+
+@pytest.fixture
+def daemon(nucleus: Nucleus) -> Iterator[Daemon]:
+    running = Daemon(nucleus)
+    yield running
+    if running.proc is not None and running.proc.poll() is None:
+        running.proc.kill()
+        running.proc.wait()
+
+
+def service_recipe(nucleus: Nucleus, name: str, marker: str, version: str = "1.0.0", extra: str = "",
+                   shutdown: str = "") -> Path:
+    body = f"Run: while true; do echo {marker}; sleep 1; done"
+    if shutdown:
+        body += f"\nShutdown: {shutdown}"
+    return nucleus.recipe(name, body, version=version, extra=extra)
+
+
+def list_json(nucleus: Nucleus) -> list[dict]:
+    result = nucleus.run("list", "--json")
+    assert result.code == 0, result.err
+    return json.loads(result.out)
+
+
+def test_deploy_list_logs_through_the_daemon(nucleus: Nucleus, daemon: Daemon) -> None:
+    daemon.start()
+    marker = f"svc-{os.getpid()}-a"
+    recipe = service_recipe(nucleus, "com.example.Svc", marker)
+    result = nucleus.run("deploy", str(recipe))
+    assert result.code == 0, result.err
+    assert "com.example.Svc: STARTING -> RUNNING" in result.out
+    assert "nucleus: deployment 1 succeeded" in result.out
+    assert len(marked(marker)) == 1  # still running after the command returned
+    assert list_json(nucleus) == [{"builtin": False, "name": "com.example.Svc", "state": "RUNNING", "version": "1.0.0"}]
+    logs = nucleus.run("logs", "com.example.Svc", "-n", "2")
+    assert logs.code == 0 and len(logs.out.splitlines()) == 2
+    deployments = json.loads(nucleus.run("deployments", "--json").out)
+    assert [(d["id"], d["status"], d["error"]) for d in deployments] == [(1, "SUCCEEDED", None)]
+    assert deployments[0]["createdAt"].endswith("Z")
+    out, err = daemon.stop()
+    assert daemon.proc.returncode == 0, err
+    assert not marked(marker)
+
+
+def test_socket_is_owner_only(nucleus: Nucleus, daemon: Daemon) -> None:
+    daemon.start()
+    mode = (nucleus.root / "nucleus.sock").stat().st_mode
+    assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600
+
+
+def test_a_root_of_any_path_length(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60) / "root"
+    workdir = tmp_path / "w"
+    workdir.mkdir()
+    nucleus = Nucleus(deep, workdir)
+    assert len(str(deep / "nucleus.sock")) > 107
+    running = Daemon(nucleus)
+    try:
+        running.start()
+        recipe = nucleus.recipe("com.example.Once", "Run: echo long-path")
+        assert nucleus.run("deploy", str(recipe)).code == 0
+        assert list_json(nucleus)[0]["state"] == "FINISHED"
+        assert nucleus.run("shutdown").code == 0
+        running.proc.wait(timeout=30)
+    finally:
+        if running.proc.poll() is None:
+            running.proc.kill()
+
+
+def test_kill_9_then_start_brings_back_exactly_what_ran(nucleus: Nucleus, daemon: Daemon) -> None:
+    proc = daemon.start()
+    marker = f"svc-{os.getpid()}-kill"
+    recipe = service_recipe(nucleus, "com.example.Svc", marker)
+    # the child `sleep` runs in the same group; a detached grandchild leaves it
+    detached = nucleus.recipe("com.example.Detached", f"Startup: setsid sh -c 'while true; do echo {marker}-d; "
+                                                      "sleep 1; done' > /dev/null 2>&1 &")
+    assert nucleus.run("deploy", str(recipe), str(detached)).code == 0
+    wait_for(lambda: len(marked(marker)) == 2, what="both components")
+    proc.kill()
+    proc.wait()
+    assert len(marked(marker)) == 2  # orphans, for now
+    daemon.start()
+    wait_for(lambda: {s["name"]: s["state"] for s in list_json(nucleus)} ==
+             {"com.example.Svc": "RUNNING", "com.example.Detached": "RUNNING"}, what="the restore")
+    wait_for(lambda: len(marked(marker)) == 2, what="exactly one of each")
+    time.sleep(0.5)
+    assert len(marked(f"{marker}-d")) == 1 and len(marked(marker)) == 2
+    daemon.stop()
+    assert not marked(marker)
+
+
+def test_redeploy_changed_restarts_unchanged_stays(nucleus: Nucleus, daemon: Daemon) -> None:
+    daemon.start()
+    marker = f"svc-{os.getpid()}-re"
+    recipe = service_recipe(nucleus, "com.example.Svc", marker)
+    other = service_recipe(nucleus, "com.example.Other", marker + "-other")
+    assert nucleus.run("deploy", str(recipe), str(other)).code == 0
+    wait_for(lambda: len(marked(marker)) == 2, what="both")
+    svc_pid = marked(marker + ";")[0].pid if marked(marker + ";") else None
+    other_pid = marked(marker + "-other")[0].pid
+    assert nucleus.run("deploy", str(recipe)).code == 0  # unchanged: left running
+    assert marked(marker + "-other")[0].pid == other_pid
+    recipe.write_text(recipe.read_text().replace("sleep 1", "sleep 2"))  # same version, changed recipe
+    result = nucleus.run("deploy", str(recipe))
+    assert result.code == 0, result.err
+    assert "com.example.Svc: RUNNING -> STOPPING (redeployed 1.0.0)" in result.out
+    assert "com.example.Other" not in result.out
+    assert marked(marker + "-other")[0].pid == other_pid
+    assert svc_pid is None or all(p.pid != svc_pid for p in marked(marker + ";"))
+
+
+def test_remove_is_refused_while_needed_and_takes_unneeded_dependencies(nucleus: Nucleus, daemon: Daemon) -> None:
+    daemon.start()
+    base = nucleus.recipe("com.example.Base", "Run: sleep 60")
+    app = nucleus.recipe("com.example.App", "Run: sleep 60", extra="""
+        ComponentDependencies:
+          com.example.Base: {VersionRequirement: ^1.0.0}
+    """)
+    assert nucleus.run("deploy", str(app), "--recipes", str(base.parent)).code == 0
+    refused = nucleus.run("remove", "com.example.Base")
+    assert refused.code == 2
+    assert refused.err.startswith("com.example.Base is needed by com.example.App 1.0.0 — remove those first")
+    unknown = nucleus.run("remove", "com.example.Nope")
+    assert unknown.code == 2 and "no component 'com.example.Nope' on this nucleus" in unknown.err
+    removed = nucleus.run("remove", "com.example.App")
+    assert removed.code == 0, removed.err
+    assert list_json(nucleus) == []  # Base went too: nothing needs it any more
+    statuses = [d["status"] for d in json.loads(nucleus.run("deployments", "--json").out)]
+    assert statuses == ["SUCCEEDED", "SUCCEEDED"]
+
+
+def test_rollback_after_a_broken_component(nucleus: Nucleus, daemon: Daemon) -> None:
+    daemon.start()
+    marker = f"svc-{os.getpid()}-rb"
+    good = service_recipe(nucleus, "com.example.Svc", marker)
+    assert nucleus.run("deploy", str(good)).code == 0
+    bad = nucleus.recipe("com.example.Svc", "Run: exit 1", version="2.0.0")
+    result = nucleus.run("deploy", str(bad), "--on-failure", "rollback")
+    assert result.code == 1
+    assert "deployment 2 failed: com.example.Svc is BROKEN" in result.err
+    assert "rolled back to the previous set: com.example.Svc 1.0.0" in result.err
+    assert list_json(nucleus) == [{"builtin": False, "name": "com.example.Svc", "state": "RUNNING",
+                                   "version": "1.0.0"}]
+    assert [d["status"] for d in json.loads(nucleus.run("deployments", "--json").out)] == ["SUCCEEDED",
+                                                                                            "ROLLED_BACK"]
+    assert len(marked(marker)) == 1
+
+
+def test_keep_after_a_failure_leaves_the_broken_component(nucleus: Nucleus, daemon: Daemon) -> None:
+    daemon.start()
+    bad = nucleus.recipe("com.example.Bad", "Run: exit 1")
+    result = nucleus.run("deploy", str(bad))
+    assert result.code == 1
+    assert list_json(nucleus)[0]["state"] == "BROKEN"
+    deployments = json.loads(nucleus.run("deployments", "--json").out)
+    assert deployments[0]["status"] == "FAILED" and "BROKEN" in deployments[0]["error"]
+    fixed_by_restart = nucleus.run("restart", "com.example.Bad")
+    assert fixed_by_restart.code == 1 and "com.example.Bad: BROKEN -> NEW" in fixed_by_restart.out
+
+
+def test_stop_restart_and_stopped_survives_a_restart_of_the_daemon(nucleus: Nucleus, daemon: Daemon) -> None:
+    daemon.start()
+    marker = f"svc-{os.getpid()}-stop"
+    assert nucleus.run("deploy", str(service_recipe(nucleus, "com.example.Svc", marker))).code == 0
+    stopped = nucleus.run("stop", "com.example.Svc")
+    assert stopped.code == 0 and "nucleus: stop com.example.Svc done: FINISHED" in stopped.out
+    assert not marked(marker)
+    assert nucleus.run("shutdown").code == 0
+    daemon.proc.wait(timeout=30)
+    daemon.start()
+    time.sleep(1)
+    assert not marked(marker)
+    assert list_json(nucleus)[0]["state"] == "FINISHED"
+    restarted = nucleus.run("restart", "com.example.Svc")
+    assert restarted.code == 0 and "nucleus: restart com.example.Svc done: RUNNING" in restarted.out
+    assert len(marked(marker)) == 1
+
+
+def test_concurrent_cli_calls(nucleus: Nucleus, daemon: Daemon) -> None:
+    daemon.start()
+    recipes = [nucleus.recipe(f"com.example.C{i}", f"Run: sleep 0.3; echo c{i}") for i in range(4)]
+    results: list = [None] * 6
+
+    def deploy(index: int) -> None:
+        results[index] = nucleus.run("deploy", str(recipes[index]))
+
+    def listing(index: int) -> None:
+        results[index] = nucleus.run("list", "--json")
+
+    threads = [threading.Thread(target=deploy, args=(i,)) for i in range(4)]
+    threads += [threading.Thread(target=listing, args=(i,)) for i in (4, 5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert all(r.code == 0 for r in results), [r.err for r in results]
+    assert sorted(c["name"] for c in list_json(nucleus)) == [f"com.example.C{i}" for i in range(4)]
+    assert [d["status"] for d in json.loads(nucleus.run("deployments", "--json").out)] == ["SUCCEEDED"] * 4
+
+
+def test_without_a_daemon(nucleus: Nucleus) -> None:
+    for args in (["logs", "x"], ["restart", "x"], ["stop", "x"], ["remove", "x"], ["deployments"], ["shutdown"]):
+        result = nucleus.run(*args)
+        assert result.code == 2, args
+        assert result.err.startswith(f"no nucleus is running on {nucleus.root} — start one with `nucleus start`")
+    assert nucleus.run("list").out.startswith("no components on")
+    recipe = nucleus.recipe("com.example.Fg", "Run: echo foreground")
+    assert nucleus.run("deploy", str(recipe)).code == 0
+    assert list_json(nucleus) == [{"builtin": False, "name": "com.example.Fg", "state": "FINISHED",
+                                   "version": "1.0.0"}]
+
+
+def test_a_foreground_deploy_does_not_change_what_the_daemon_restores(nucleus: Nucleus, daemon: Daemon) -> None:
+    recipe = nucleus.recipe("com.example.Fg", "Run: echo foreground")
+    assert nucleus.run("deploy", str(recipe)).code == 0
+    daemon.start()
+    with sqlite3.connect(nucleus.root / "config" / "state.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM roots").fetchone() == (0,)
+    assert "com.example.Fg" not in nucleus.log("com.example.Fg").split("foreground")[-1]  # not run again
+
+
+def test_one_daemon_per_root(nucleus: Nucleus, daemon: Daemon) -> None:
+    daemon.start()
+    second = nucleus.run("start", timeout=30)
+    assert second.code == 2 and second.err.startswith(f"another nucleus is running on {nucleus.root}")
+
+
+def test_logs_follow(nucleus: Nucleus, daemon: Daemon) -> None:
+    daemon.start()
+    assert nucleus.run("deploy", str(service_recipe(nucleus, "com.example.Svc", "follow-me"))).code == 0
+    follower = nucleus.popen("logs", "com.example.Svc", "-f", "-n", "0")
+    try:
+        line = follower.stdout.readline()  # a new line arrives within a second or so
+        assert "INFO [run] follow-me" in line
+    finally:
+        follower.send_signal(signal.SIGINT)
+        follower.communicate(timeout=30)
+
+
+def test_store_keeps_current_and_previous_versions(nucleus: Nucleus, daemon: Daemon) -> None:
+    daemon.start()
+    for version in ("1.0.0", "1.0.1", "1.0.2"):
+        recipe = nucleus.recipe("com.example.V", "Run: echo v", version=version)
+        assert nucleus.run("deploy", str(recipe)).code == 0
+    stored = sorted(p.name for p in (nucleus.root / "packages" / "recipes").glob("com.example.V@*.recipe.yaml"))
+    assert stored == ["com.example.V@1.0.1.recipe.yaml", "com.example.V@1.0.2.recipe.yaml"]
+    assert sorted(p.name for p in (nucleus.root / "packages" / "artifacts" / "com.example.V").iterdir()) == \
+        ["1.0.1", "1.0.2"]
+
+
+def test_sigterm_stops_components_and_exits_0(nucleus: Nucleus, daemon: Daemon) -> None:
+    daemon.start()
+    marker = f"svc-{os.getpid()}-term"
+    shutdowns = nucleus.workdir / "shutdowns"
+    recipe = service_recipe(nucleus, "com.example.Svc", marker, shutdown=f"echo done >> {shutdowns}")
+    assert nucleus.run("deploy", str(recipe)).code == 0
+    out, err = daemon.stop()
+    assert daemon.proc.returncode == 0
+    assert shutdowns.read_text() == "done\n"
+    assert not marked(marker)
+    assert "nucleus-stopped" in err

@@ -64,6 +64,8 @@ def _add_deploy(subparsers: argparse._SubParsersAction) -> None:
         "example:\n  nucleus deploy recipes/com.example.HelloWorld-1.0.0.yaml")
     parser.add_argument("paths", nargs="+", metavar="PATH", help="recipe files to deploy")
     _add_lookup_options(parser)
+    parser.add_argument("--sandbox", action="store_true",
+                        help="run against the built-in local AWS sandbox (needs the 'sandbox' extra)")
     parser.add_argument("--on-failure", choices=("keep", "rollback"), default="keep",
                         help="with a running nucleus: what a failed deployment leaves (default keep, like "
                              "Greengrass's DO_NOTHING; rollback restores the previous set)")
@@ -98,11 +100,18 @@ def _add_validate(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_daemon_commands(subparsers: argparse._SubParsersAction) -> None:
-    _command(subparsers, "start", "run the nucleus as a long-running service (in the foreground)",
-             "Run the nucleus on its root until SIGTERM, SIGINT or `nucleus shutdown`: it restores the last\n"
-             "deployed components, ends what a killed predecessor left behind, and answers `deploy`, `list`,\n"
-             "`logs`, `restart`, `stop`, `remove`, `deployments` and `shutdown` on <root>/nucleus.sock.",
-             "example:\n  nucleus --root /greengrass/v2 start")
+    parser = _command(
+        subparsers, "start", "run the nucleus as a long-running service (in the foreground)",
+        "Run the nucleus on its root until SIGTERM, SIGINT or `nucleus shutdown`: it restores the last\n"
+        "deployed components, ends what a killed predecessor left behind, and answers `deploy`, `list`,\n"
+        "`logs`, `restart`, `stop`, `remove`, `deployments` and `shutdown` on <root>/nucleus.sock.",
+        "example:\n  nucleus --root /greengrass/v2 start")
+    parser.add_argument("--sandbox", action="store_true",
+                        help="run against the built-in local AWS sandbox (needs the 'sandbox' extra)")
+    _command(subparsers, "sandbox", "run the local AWS sandbox alone and print a config that uses it",
+             "Start the sandbox (moto's S3/STS/IAM with signature checks, and an mTLS credentials-provider\n"
+             "emulator), print a Greengrass-style config.yaml pointing at it, and run until Ctrl-C.",
+             "example:\n  nucleus sandbox > sandbox-config.yaml")
     _command(subparsers, "shutdown", "stop every component cleanly, then stop the running nucleus",
              epilog="example:\n  nucleus shutdown")
     parser = _command(subparsers, "list", "the components and their states",

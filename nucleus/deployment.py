@@ -12,7 +12,7 @@ import signal
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from nucleus.config import NucleusConfig
+from nucleus.config import TES, NucleusConfig
 from nucleus.errors import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, NucleusError
 from nucleus.lifecycle.builtin import BuiltinService
 from nucleus.lifecycle.kernel import Kernel
@@ -152,6 +152,10 @@ class Deployer:
         """Resolve and render (file reads, so off the loop: other clients stay served meanwhile)."""
         plan = await asyncio.to_thread(make_plan, request, self.layout, self.config, self.device)
         refuse_unsupported(plan)
+        if any(c.builtin and c.name == TES for c in plan.components):
+            from nucleus.tes.provider import check_settings
+
+            await asyncio.to_thread(check_settings, self.config)  # a bad setting: exit 2 before anything runs
         return plan
 
     async def apply(self, plan: Plan, *, remove_others: bool = False, hold: frozenset[str] = frozenset(),

@@ -44,3 +44,14 @@ class Runtime:
         self.log.close()
         self.state.close()
 
+
+def start_sandbox(layout: RootLayout, config: NucleusConfig, echo: Echo) -> tuple["object", NucleusConfig]:
+    """Start the local AWS sandbox for this root; returns it (to stop later) and the config pointed at it."""
+    from nucleus.sandbox import Sandbox
+
+    echo("nucleus: starting the local AWS sandbox (moto's S3/STS/IAM and a credentials-provider emulator)")
+    sandbox = Sandbox()
+    info = sandbox.start(layout.sandbox_dir)
+    echo(f"nucleus: sandbox ready: AWS endpoint {info.endpoint_url}, credentials provider "
+         f"{info.cred_endpoint}, buckets {', '.join(info.buckets)}")
+    return sandbox, info.apply(config)

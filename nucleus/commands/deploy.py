@@ -25,11 +25,31 @@ def run(args: argparse.Namespace, context: Context) -> int:
     from nucleus.control import daemon_running
 
     layout = context.layout
-    if layout.socket_path.exists() and daemon_running(layout.path):
+    if (layout.socket_path.exists() and daemon_running(layout.path)) or _daemon_starting(context):
         from nucleus.commands.client import deploy_through_daemon
 
         return deploy_through_daemon(args, context)
     return run_foreground(args, context)
+
+
+def _daemon_starting(context: Context, patience: float = 60.0) -> bool:
+    """A daemon that holds the root but does not answer yet (it starts its sandbox, say): wait for it."""
+    import time
+
+    from nucleus.control import daemon_running
+    from nucleus.lock import holder_of
+
+    layout = context.layout
+    holder = holder_of(layout.lock_file)
+    if holder is None or "daemon" not in holder:
+        return False
+    print(f"nucleus: waiting for the nucleus starting on {layout.path} ({holder})", file=sys.stderr, flush=True)
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline and holder_of(layout.lock_file):
+        if daemon_running(layout.path):
+            return True
+        time.sleep(0.1)
+    return daemon_running(layout.path)
 
 
 def run_foreground(args: argparse.Namespace, context: Context) -> int:
@@ -38,19 +58,28 @@ def run_foreground(args: argparse.Namespace, context: Context) -> int:
     layout = context.layout
     layout.ensure()
     with RootLock(layout.lock_file).acquire("foreground deploy"):
-        outcome = asyncio.run(_foreground(plan_request(args), context))
+        sandbox, config = None, context.config
+        if args.sandbox:
+            from nucleus.runtime import start_sandbox
+
+            sandbox, config = start_sandbox(layout, config, echo)
+        try:
+            outcome = asyncio.run(_foreground(plan_request(args), context, config))
+        finally:
+            if sandbox is not None:
+                sandbox.stop()
     stream = sys.stdout if outcome.exit_code == 0 else sys.stderr
     print(f"nucleus: deployment {'succeeded' if outcome.exit_code == 0 else 'ended'}: {outcome.summary}",
           file=stream)
     return outcome.exit_code
 
 
-async def _foreground(request: "object", context: Context) -> "object":
+async def _foreground(request: "object", context: Context, config: "object") -> "object":
     """Deploy in this process and supervise it to its end (DESIGN.md, the foreground deploy)."""
     from nucleus.deployment import follow_foreground
     from nucleus.runtime import Runtime
 
-    runtime = Runtime(context.layout, context.config, echo=echo)
+    runtime = Runtime(context.layout, config, echo=echo)  # type: ignore[arg-type]
     deployment_id = runtime.state.begin_deployment(
         "foreground", {"paths": [str(p) for p in request.recipe_paths]})  # type: ignore[attr-defined]
     try:

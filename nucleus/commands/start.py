@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
 from nucleus.cli import Context
 
@@ -12,7 +13,16 @@ def run(args: argparse.Namespace, context: Context) -> int:
     from nucleus.daemon import Daemon
     from nucleus.lock import RootLock
 
-    layout = context.layout
+    layout, config = context.layout, context.config
     layout.ensure()
     with RootLock(layout.lock_file).acquire("daemon"):
-        return asyncio.run(Daemon(layout, context.config).run())
+        sandbox = None
+        if args.sandbox:
+            from nucleus.runtime import start_sandbox
+
+            sandbox, config = start_sandbox(layout, config, lambda line: print(line, file=sys.stderr, flush=True))
+        try:
+            return asyncio.run(Daemon(layout, config).run())
+        finally:
+            if sandbox is not None:
+                sandbox.stop()

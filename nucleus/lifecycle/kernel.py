@@ -8,6 +8,7 @@ reports each state change (log files, terminal, the state database) through `on_
 from __future__ import annotations
 
 import asyncio
+import hmac
 import os
 import sys
 import time
@@ -32,6 +33,14 @@ class KernelObserver(Protocol):
     def transition(self, service: Service, old: State, new: State, cause: str) -> None: ...
 
     def spawned(self, service: Service, step: Step, process: StepProcess) -> None: ...
+
+    def token_matches(self, token: str) -> bool:
+        """Whether `token` is a deployed component's SVCUID; compares with every one in constant time."""
+        given = token.encode()
+        found = False
+        for service in self.services.values():
+            found |= hmac.compare_digest(service.token.encode(), given)
+        return found
 
     def needs_bootstrap(self, spec: ComponentSpec) -> bool: ...
 
@@ -86,7 +95,7 @@ class Kernel:
         self.options = options or KernelOptions()
         self.services: dict[str, Service] = {}
         self.credentials_url: str | None = None  # set by the token exchange service once it serves
-        self._base_env = component_environment(config)
+        self.base_environment = component_environment(config)
         self._tasks: set[asyncio.Task] = set()
         self._change: asyncio.Future | None = None
         # Who else hears of each state change while they listen (a daemon client following a deployment).
@@ -127,13 +136,21 @@ class Kernel:
     # -- what services ask of the kernel ---------------------------------------------------------
 
     def step_environment(self, service: Service, step: Step) -> dict[str, str]:
-        env = dict(self._base_env)
+        env = dict(self.base_environment)
         env["SVCUID"] = env["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = service.token
         if self.credentials_url:
             env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = self.credentials_url
         env.update(service.spec.lifecycle.setenv)
         env.update(step.setenv)
         return env
+
+    def token_matches(self, token: str) -> bool:
+        """Whether `token` is a deployed component's SVCUID; compares with every one in constant time."""
+        given = token.encode()
+        found = False
+        for service in self.services.values():
+            found |= hmac.compare_digest(service.token.encode(), given)
+        return found
 
     def needs_bootstrap(self, spec: ComponentSpec) -> bool:
         observer = self.options.observer

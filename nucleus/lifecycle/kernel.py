@@ -34,14 +34,6 @@ class KernelObserver(Protocol):
 
     def spawned(self, service: Service, step: Step, process: StepProcess) -> None: ...
 
-    def token_matches(self, token: str) -> bool:
-        """Whether `token` is a deployed component's SVCUID; compares with every one in constant time."""
-        given = token.encode()
-        found = False
-        for service in self.services.values():
-            found |= hmac.compare_digest(service.token.encode(), given)
-        return found
-
     def needs_bootstrap(self, spec: ComponentSpec) -> bool: ...
 
     def record_bootstrap(self, spec: ComponentSpec) -> None: ...

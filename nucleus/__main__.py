@@ -1,7 +1,5 @@
 """`python -m nucleus …` is the `nucleus` command."""
 
-import sys
+from nucleus.cli import run
 
-from nucleus.cli import main
-
-sys.exit(main())
+run()

@@ -160,6 +160,21 @@ def _handler(spec: str):  # noqa: ANN202 - a command's run(args, ctx) -> int
     return getattr(importlib.import_module(module), function)
 
 
+def run() -> None:
+    """The `nucleus` command: `main()`, then exit without tearing the interpreter down.
+
+    With every file and database already closed by the commands, Python's own teardown of the modules a
+    deploy loads only costs time (30–60 ms here, a fifth of a deploy); `os._exit` skips it, as mypy does.
+    """
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, OSError):
+            pass
+    os._exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -8,9 +8,8 @@ and the key.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from nucleus import GREENGRASS_COMPAT_VERSION
 from nucleus.errors import NucleusError
@@ -20,8 +19,7 @@ TES = "aws.greengrass.TokenExchangeService"
 DEFAULT_REGION = "us-east-1"
 
 
-@dataclass(frozen=True)
-class NucleusConfig:
+class NucleusConfig(NamedTuple):
     """Everything the nucleus reads from its configuration, with Greengrass's defaults."""
 
     source: str | None = None  # the file it came from, None for defaults
@@ -35,7 +33,7 @@ class NucleusConfig:
     iot_cred_endpoint: str | None = None
     iot_data_endpoint: str | None = None
     nucleus_version: str = GREENGRASS_COMPAT_VERSION
-    platform_override: Mapping[str, str] = field(default_factory=dict)
+    platform_override: Mapping[str, str] = {}
     error_reset_time: float = 3600.0
     graceful_shutdown_timeout: float = 5.0
     startup_settle_seconds: float = 1.0
@@ -43,11 +41,11 @@ class NucleusConfig:
     log_file_count: int = 5
     tes_port: int = 0
     credential_retry_in_sec: float | None = None
-    setenv: Mapping[str, str] = field(default_factory=dict)
+    setenv: Mapping[str, str] = {}
     sandbox: bool = False  # set by `--sandbox`, never read from a file
 
     def with_updates(self, **changes: Any) -> "NucleusConfig":
-        return replace(self, **changes)
+        return self._replace(**changes)
 
 
 class ConfigError(NucleusError):

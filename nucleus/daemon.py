@@ -49,7 +49,7 @@ class Daemon:
 
     def __init__(self, layout: RootLayout, config: NucleusConfig) -> None:
         self.layout, self.config = layout, config
-        self.runtime = Runtime(layout, config, mirror=_stderr)
+        self.runtime = Runtime(layout, config, mirror=_stderr, daemon=True)
         self._deploying = asyncio.Lock()
         self._stop: asyncio.Future[str] | None = None
         self._server: asyncio.AbstractServer | None = None

@@ -7,10 +7,10 @@ running kernel and waits for them to settle (`wait_settled`).
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
 import asyncio
 import signal
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 
 from nucleus.config import TES, NucleusConfig
 from nucleus.errors import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, NucleusError
@@ -49,6 +49,7 @@ def import_plan(plan: Plan, layout: RootLayout) -> dict[str, str]:
         digests[component.name] = store.import_component(component.recipe, component.manifest,
                                                          component.artifact_source)
         layout.work(component.name).mkdir(parents=True, exist_ok=True)
+    store.sync()  # durable before any state refers to it
     return digests
 
 
@@ -69,23 +70,30 @@ class Recorder:
     def __init__(self, state: StateDB) -> None:
         self.state = state
         self._dirty: dict[str, Service] = {}
+        self._processes: list[ProcessRecord] = []
         self._scheduled = False
         self._boot_id = boot_id()
 
     def track(self, service: Service) -> None:
-        self.state.record_components([record_of(service)])
+        """A new service: its token is written before it can spawn anything (the flush is scheduled ahead
+        of the first step of its lifecycle task)."""
+        self.transition(service, service.state, service.state, "created")
 
     def transition(self, service: Service, old: State, new: State, cause: str) -> None:
         self._dirty[service.name] = service
-        if not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+        self._schedule()
 
     def spawned(self, service: Service, step: Step, process: StepProcess) -> None:
         started = start_time(process.pid)
         if started is not None:
-            self.state.record_process(ProcessRecord(process.pgid, started, self._boot_id, service.name,
-                                                    service.token))
+            self._processes.append(ProcessRecord(process.pgid, started, self._boot_id, service.name,
+                                                 service.token))
+            self._schedule()
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
 
     def needs_bootstrap(self, spec: ComponentSpec) -> bool:
         return not self.state.is_bootstrapped(spec.name, spec.version, spec.digest)
@@ -96,8 +104,9 @@ class Recorder:
     def flush(self) -> None:
         self._scheduled = False
         dirty, self._dirty = self._dirty, {}
-        if dirty:
-            self.state.record_components(record_of(s) for s in dirty.values())
+        processes, self._processes = self._processes, []
+        if dirty or processes:
+            self.state.record(components=[record_of(s) for s in dirty.values()], processes=processes)
 
 
 def record_of(service: Service) -> ComponentRecord:
@@ -123,8 +132,7 @@ async def end_leftovers(state: StateDB) -> int:
     return report.terminated
 
 
-@dataclass
-class Outcome:
+class Outcome(NamedTuple):
     exit_code: int
     summary: str
 
@@ -133,10 +141,17 @@ class Deployer:
     """Applies plans to a kernel (the same code for the daemon and the foreground deploy)."""
 
     def __init__(self, kernel: Kernel, layout: RootLayout, config: NucleusConfig, recorder: Recorder,
-                 device: Mapping[str, str], builtins: Mapping[str, BuiltinFactory] | None = None) -> None:
+                 device: Mapping[str, str], builtins: Mapping[str, BuiltinFactory] | None = None,
+                 *, offload: bool = True) -> None:
         self.kernel, self.layout, self.config = kernel, layout, config
         self.recorder, self.device = recorder, device
         self.builtins = dict(builtins or {})
+        # The daemon reads and copies files on a worker thread, so that other clients stay served; a
+        # foreground deploy has nothing else to serve and does it in line (no thread to start).
+        self.offload = offload
+
+    async def _blocking(self, function: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.to_thread(function, *args) if self.offload else function(*args)
 
     def make_service(self, spec: ComponentSpec) -> Service:
         if spec.builtin:
@@ -150,12 +165,12 @@ class Deployer:
 
     async def plan(self, request: PlanRequest) -> Plan:
         """Resolve and render (file reads, so off the loop: other clients stay served meanwhile)."""
-        plan = await asyncio.to_thread(make_plan, request, self.layout, self.config, self.device)
+        plan = await self._blocking(make_plan, request, self.layout, self.config, self.device)
         refuse_unsupported(plan)
         if any(c.builtin and c.name == TES for c in plan.components):
             from nucleus.tes.provider import check_settings
 
-            await asyncio.to_thread(check_settings, self.config)  # a bad setting: exit 2 before anything runs
+            await self._blocking(check_settings, self.config)  # a bad setting: exit 2 before anything runs
         return plan
 
     async def apply(self, plan: Plan, *, remove_others: bool = False, hold: frozenset[str] = frozenset(),
@@ -165,7 +180,7 @@ class Deployer:
         With `remove_others`, services the plan no longer needs are stopped and forgotten; new services in
         `hold` are created but not started.
         """
-        digests = await asyncio.to_thread(import_plan, plan, self.layout)
+        digests = await self._blocking(import_plan, plan, self.layout)
         changed = await self.kernel.deploy(specs_for(plan, digests, self.layout), self.make_service, hold)
         if remove_others:
             wanted = {c.name for c in plan.components}

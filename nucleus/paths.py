@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_ROOT = "~/.nucleus"
@@ -15,8 +15,7 @@ def choose_root(cli_root: str | None, config_rootpath: str | None = None) -> Pat
     return Path(chosen).expanduser().absolute()
 
 
-@dataclass(frozen=True)
-class RootLayout:
+class RootLayout(NamedTuple):
     """The folders and files of one nucleus root. Creating them is `ensure()`'s job, nothing else's."""
 
     path: Path

@@ -6,8 +6,8 @@ files and the store; runs nothing.
 
 from __future__ import annotations
 
+from typing import NamedTuple
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from nucleus.builtins import BUILTIN_NAMES, builtin_versions
@@ -21,26 +21,23 @@ from nucleus.recipe.variables import ComponentFacts, VariableContext, render_lif
 from nucleus.store import RECIPE_SUFFIXES, Store, find_artifact_source
 
 
-@dataclass(frozen=True)
-class KeptRoot:
+class KeptRoot(NamedTuple):
     """A root component of the current deployment that stays (daemon deployments merge)."""
 
     name: str
     version: str
 
 
-@dataclass(frozen=True)
-class PlanRequest:
+class PlanRequest(NamedTuple):
     recipe_paths: tuple[Path, ...] = ()
     recipe_dirs: tuple[Path, ...] = ()
     artifacts_dir: Path | None = None
-    cwd: Path = field(default_factory=Path.cwd)
+    cwd: Path | None = None  # the folder `./components` is looked up in (default: the current one)
     kept_roots: tuple[KeptRoot, ...] = ()
-    preferred: Mapping[str, str] = field(default_factory=dict)  # name → version deployed now
+    preferred: Mapping[str, str] = {}  # name → version deployed now
 
 
-@dataclass(frozen=True)
-class PlannedComponent:
+class PlannedComponent(NamedTuple):
     name: str
     version: str
     builtin: bool
@@ -63,8 +60,7 @@ class PlannedComponent:
         return self.recipe.component_type if self.recipe else GENERIC
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     components: tuple[PlannedComponent, ...]  # start order: dependencies first
     roots: tuple[str, ...]  # the components the deployment names
     warnings: tuple[str, ...]
@@ -162,7 +158,7 @@ def make_plan(request: PlanRequest, layout: RootLayout, config: NucleusConfig,
         source = None
         if (recipe.name, recipe.version) in candidates.named:
             source = find_artifact_source(recipe.name, recipe.version, Path(recipe.path),
-                                          request.artifacts_dir, request.cwd)
+                                          request.artifacts_dir, request.cwd or Path.cwd())
         components.append(PlannedComponent(recipe.name, recipe.version, False, recipe, manifest, lifecycle,
                                            recipe.dependencies, source))
     return Plan(tuple(components), tuple(r.name for r in roots), tuple(warnings), dict(device))

@@ -36,6 +36,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from nucleus.errors import ResolutionError
 from nucleus.versions import InvalidRange, InvalidVersion, Range, Version, parse_range, parse_version
@@ -58,8 +59,7 @@ class Candidate:
     origin: str = ""  # where it came from, for messages: a file path, "built-in", "store"
 
 
-@dataclass(frozen=True)
-class Root:
+class Root(NamedTuple):
     """A requirement made by the deployment itself (or by a local recipe that pins its own version)."""
 
     name: str
@@ -67,8 +67,7 @@ class Root:
     requester: str = "the deployment"
 
 
-@dataclass(frozen=True)
-class Resolution:
+class Resolution(NamedTuple):
     """The outcome of `resolve_detailed`: the chosen candidates and how hard the search worked."""
 
     chosen: list[Candidate]  # dependency order: dependencies first, ties broken by name

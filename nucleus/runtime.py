@@ -22,7 +22,7 @@ class Runtime:
     """State, logs, kernel and deployer of one nucleus root. `open()` inside the event loop; `close()`."""
 
     def __init__(self, layout: RootLayout, config: NucleusConfig, *, echo: Echo | None = None,
-                 mirror: Echo | None = None) -> None:
+                 mirror: Echo | None = None, daemon: bool = False) -> None:
         self.layout, self.config = layout, config
         layout.ensure()
         self.state = State(layout.state_file)
@@ -31,7 +31,7 @@ class Runtime:
         self.kernel = Kernel(layout, config, self.log, KernelOptions(echo=echo, observer=self.recorder))
         self.device: Mapping[str, str] = detect_platform(config.platform_override)
         self.deployer = Deployer(self.kernel, layout, config, self.recorder, self.device,
-                                 builtin_factories(config))
+                                 builtin_factories(config), offload=daemon)
 
     async def open(self) -> int:
         """Attach the kernel to the running loop and end what a killed predecessor left behind."""

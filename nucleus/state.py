@@ -12,9 +12,8 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from nucleus.errors import NucleusError
 
@@ -93,8 +92,7 @@ SQL_IS_BOOTSTRAPPED = "SELECT 1 FROM bootstrapped WHERE name = ? AND version = ?
 SQL_SET_BOOTSTRAPPED = "INSERT OR REPLACE INTO bootstrapped (name, version, digest) VALUES (?, ?, ?)"
 
 
-@dataclass(frozen=True)
-class ComponentRecord:
+class ComponentRecord(NamedTuple):
     name: str
     version: str
     state: str
@@ -106,8 +104,7 @@ class ComponentRecord:
     updated_at: str
 
 
-@dataclass(frozen=True)
-class DeploymentRecord:
+class DeploymentRecord(NamedTuple):
     id: int
     created_at: str
     mode: str
@@ -115,15 +112,13 @@ class DeploymentRecord:
     error: str | None
 
 
-@dataclass(frozen=True)
-class RootRecord:
+class RootRecord(NamedTuple):
     name: str
     version: str
     recipe_path: str
 
 
-@dataclass(frozen=True)
-class ProcessRecord:
+class ProcessRecord(NamedTuple):
     pgid: int
     start_time: float
     boot_id: str
@@ -180,7 +175,7 @@ class State:
         with self._transaction():
             cursor = self._db.execute(SQL_INSERT_DEPLOYMENT, (
                 now_iso(), mode, json.dumps(request, sort_keys=True),
-                json.dumps([r.__dict__ for r in previous_roots])))
+                json.dumps([r._asdict() for r in previous_roots])))
             return int(cursor.lastrowid)
 
     def finish_deployment(self, deployment_id: int, status: str, error: str | None = None) -> None:
@@ -213,11 +208,14 @@ class State:
 
     # -- components ------------------------------------------------------------------------------
 
-    def record_components(self, records: Iterable[ComponentRecord]) -> None:
+    def record(self, *, components: Iterable[ComponentRecord] = (), processes: Iterable[ProcessRecord] = ()) -> None:
+        """Component states and spawned process groups, in one transaction."""
         with self._transaction():
             self._db.executemany(SQL_UPSERT_COMPONENT, [
                 (r.name, r.version, r.state, int(r.builtin), r.digest, r.cause, int(r.stopped), r.token,
-                 r.updated_at) for r in records])
+                 r.updated_at) for r in components])
+            self._db.executemany(SQL_INSERT_PROCESS, [
+                (r.pgid, r.start_time, r.boot_id, r.component, r.token) for r in processes])
 
     def components(self) -> list[ComponentRecord]:
         return [ComponentRecord(name, version, state, bool(builtin), digest, cause, bool(stopped), token, at)
@@ -229,11 +227,6 @@ class State:
             self._db.execute(SQL_DELETE_COMPONENT, (name,))
 
     # -- processes and bootstrap -----------------------------------------------------------------
-
-    def record_process(self, record: ProcessRecord) -> None:
-        with self._transaction():
-            self._db.execute(SQL_INSERT_PROCESS, (record.pgid, record.start_time, record.boot_id,
-                                                  record.component, record.token))
 
     def processes(self) -> list[ProcessRecord]:
         return [ProcessRecord(*row) for row in self._db.execute(SQL_LIST_PROCESSES)]

@@ -7,15 +7,12 @@ ZIP is unpacked only if every entry stays inside its folder.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
-import shutil
 import stat
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from nucleus.digest import sha256
 from nucleus.errors import NotFoundError, NucleusError
 from nucleus.paths import RootLayout
 from nucleus.recipe.model import Artifact, Manifest, Recipe
@@ -41,7 +38,7 @@ def find_artifact_source(name: str, version: str, recipe_path: Path, artifacts_d
 
 def tree_digest(folder: Path | None) -> str:
     """A digest of every file's relative path, mode and content: changes when anything in the folder does."""
-    digest = hashlib.sha256()
+    digest = sha256()
     if folder is None:
         return digest.hexdigest()
     for path in sorted(_files(folder)):
@@ -62,6 +59,8 @@ def _files(folder: Path) -> Iterator[Path]:
 
 
 def _file_hash(path: Path, algorithm: str) -> bytes:
+    import hashlib  # OpenSSL's speed for artifact contents; loaded only when there are files to hash
+
     hasher = hashlib.new(algorithm)
     with open(path, "rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
@@ -69,15 +68,21 @@ def _file_hash(path: Path, algorithm: str) -> bytes:
     return hasher.digest()
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write `data` so that a crash leaves either the old file or the new one, never half of either."""
+def write_atomic(path: Path, data: bytes, mode: int = 0o644, *, fsync: bool = True) -> None:
+    """Write `data` so that a crash leaves either the old file or the new one, never half of either.
+
+    `fsync=False` leaves the flush to the caller, who writes many files and then calls `os.sync()` once.
+    """
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as stream:
             stream.write(data)
             stream.flush()
-            os.fsync(stream.fileno())
+            if fsync:
+                os.fsync(stream.fileno())
         os.chmod(temp, mode)
         os.replace(temp, path)
     except BaseException:
@@ -90,18 +95,46 @@ class Store:
 
     def __init__(self, layout: RootLayout) -> None:
         self.layout = layout
+        self._by_name: dict[str, list[Path]] | None = None  # the recipes folder, listed once
+        self._unsynced: list[Path] = []  # files written without fsync, for `sync()`
+
+    def sync(self) -> None:
+        """Make every file written so far durable: an fsync each when they are few, else one `sync()` for
+        all (hundreds of fsyncs would cost more than a whole deployment)."""
+        if len(self._unsynced) > 16:
+            os.sync()
+        else:
+            for path in self._unsynced + sorted({p.parent for p in self._unsynced}):
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        self._unsynced.clear()
 
     def recipe_path(self, name: str, version: str, suffix: str) -> Path:
         return self.layout.recipes_dir / f"{name}@{version}.recipe{suffix}"
 
+    def _index(self) -> dict[str, list[Path]]:
+        """Stored recipe files by component name, from one listing of the folder (a deployment of
+        hundreds of components asks for each of them)."""
+        if self._by_name is None:
+            folder = self.layout.recipes_dir
+            by_name: dict[str, list[Path]] = {}
+            if folder.is_dir():
+                for entry in os.scandir(folder):
+                    name, at, rest = entry.name.partition("@")
+                    if at and ".recipe." in rest and os.path.splitext(rest)[1] in RECIPE_SUFFIXES:
+                        by_name.setdefault(name, []).append(folder / entry.name)
+            self._by_name = {name: sorted(paths) for name, paths in by_name.items()}
+        return self._by_name
+
     def recipe_files(self, name: str | None = None) -> list[Path]:
         """Stored recipe files, all of them or those of one component (found by file name only)."""
-        folder = self.layout.recipes_dir
-        if not folder.is_dir():
-            return []
-        prefix = f"{name}@" if name else ""
-        return sorted(p for p in folder.iterdir()
-                      if p.name.startswith(prefix) and ".recipe." in p.name and p.suffix in RECIPE_SUFFIXES)
+        index = self._index()
+        if name is not None:
+            return list(index.get(name, []))
+        return sorted(path for paths in index.values() for path in paths)
 
     def stored_versions(self, name: str) -> dict[str, Path]:
         """Each stored version of a component, with its recipe file."""
@@ -109,11 +142,14 @@ class Store:
 
     def prune(self, name: str, keep: set[str]) -> list[str]:
         """Delete every stored version of `name` but `keep` (the current and the previous one)."""
+        import shutil
+
         removed = []
         for version, path in self.stored_versions(name).items():
             if version in keep:
                 continue
             path.unlink(missing_ok=True)
+            self._index()[name].remove(path)
             (self.layout.recipes_dir / f"{name}@{version}.artifacts.sha256").unlink(missing_ok=True)
             shutil.rmtree(self.layout.artifacts(name, version), ignore_errors=True)
             shutil.rmtree(self.layout.unarchived(name, version), ignore_errors=True)
@@ -131,14 +167,20 @@ class Store:
         suffix = recipe_file.suffix if recipe_file.suffix in RECIPE_SUFFIXES else ".yaml"
         target = self.recipe_path(recipe.name, recipe.version, suffix)
         if recipe_file.absolute() != target.absolute():
-            for stale in self.recipe_files(recipe.name):
+            stored = self._index().setdefault(recipe.name, [])
+            for stale in list(stored):
                 if stale.name.startswith(f"{recipe.name}@{recipe.version}.recipe.") and stale != target:
                     stale.unlink()
+                    stored.remove(stale)
             if not target.exists() or target.read_bytes() != data:
-                write_atomic(target, data)
+                write_atomic(target, data, fsync=False)
+                self._unsynced.append(target)
+            if target not in stored:
+                stored.append(target)
+                stored.sort()
         artifacts_digest = self._import_artifacts(recipe, source)
         self.prepare_artifacts(recipe, manifest, source)
-        return hashlib.sha256(f"{recipe.digest}:{artifacts_digest}".encode()).hexdigest()
+        return sha256(f"{recipe.digest}:{artifacts_digest}".encode()).hexdigest()
 
     def _import_artifacts(self, recipe: Recipe, source: Path | None) -> str:
         destination = self.layout.artifacts(recipe.name, recipe.version)
@@ -149,6 +191,9 @@ class Store:
         marker = self.layout.recipes_dir / f"{recipe.name}@{recipe.version}.artifacts.sha256"
         if destination.is_dir() and marker.is_file() and marker.read_text() == digest:
             return digest
+        import shutil
+        import tempfile
+
         destination.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{recipe.version}."))
         try:
@@ -164,7 +209,8 @@ class Store:
                 os.replace(staging, destination)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        write_atomic(marker, digest.encode())
+        write_atomic(marker, digest.encode(), fsync=False)
+        self._unsynced.append(marker)
         return digest
 
     def prepare_artifacts(self, recipe: Recipe, manifest: Manifest, source: Path | None) -> None:
@@ -195,6 +241,8 @@ def _missing_artifact(recipe: Recipe, artifact: Artifact, source: Path | None) -
 
 def check_digest(path: Path, artifact: Artifact, recipe: Recipe) -> None:
     """Refuse an artifact whose content does not match the recipe's `Digest` (base64 of the hash)."""
+    import base64
+
     algorithm = HASH_ALGORITHMS.get(artifact.algorithm or "SHA-256", "sha256")
     actual = base64.b64encode(_file_hash(path, algorithm)).decode()
     if actual != (artifact.digest or "").strip():
@@ -218,6 +266,8 @@ def set_permission(path: Path, artifact: Artifact) -> None:
 
 def unpack_zip(archive: Path, destination: Path, artifact: Artifact) -> None:
     """Unpack `archive` into `destination`, refusing any entry that would land outside it."""
+    import shutil
+    import tempfile
     import zipfile
 
     try:
@@ -262,6 +312,8 @@ def _extract(zip_file: object, entry: object, staging: Path, artifact: Artifact)
         target.mkdir(parents=True, exist_ok=True)
         return
     target.parent.mkdir(parents=True, exist_ok=True)
+    import shutil
+
     with zip_file.open(entry) as source, open(target, "wb") as sink:  # type: ignore[attr-defined]
         shutil.copyfileobj(source, sink)
     # Unpacked files get the artifact's permission, as in Greengrass; an executable bit the archive

@@ -62,10 +62,27 @@ MAX_SAFE_INTEGER = 2**53 - 1
 # identifier at most 256 leading digits and 251 further characters), which decide edge cases of ranges
 # whose prerelease is dropped (`1.2.x-<very long>`).
 
+class _LazyPattern:
+    """A regular expression compiled on first use.
+
+    The patterns below are large (bounded repetitions of up to 257 digits); compiling all of them costs more
+    than a whole `nucleus deploy` of a recipe without dependencies should, so each waits until it is needed.
+    """
+
+    def __init__(self, source: str) -> None:
+        self._source = source
+
+    def __getattr__(self, name: str) -> Any:
+        compiled = re.compile(self._source)
+        for method in ("match", "fullmatch", "search", "sub", "split"):
+            setattr(self, method, getattr(compiled, method))  # later calls skip __getattr__
+        return getattr(compiled, name)
+
+
 # JavaScript's \s (what node trims and splits on) differs from Python's: no \x1c-\x1f or \x85, but \ufeff.
 _JS_SPACE = "[\t\n\x0b\x0c\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
-_JS_SPACE_RUN = re.compile(_JS_SPACE + "+")
-_JS_EDGE_SPACE = re.compile(f"^{_JS_SPACE}+|{_JS_SPACE}+$")
+_JS_SPACE_RUN = _LazyPattern(_JS_SPACE + "+")
+_JS_EDGE_SPACE = _LazyPattern(f"^{_JS_SPACE}+|{_JS_SPACE}+$")
 
 _NUMBER = r"(?:0|[1-9][0-9]{0,256})"
 _ALPHANUMERIC_ID = r"(?:[0-9]{0,256}[A-Za-z-][A-Za-z0-9-]{0,250})"
@@ -75,7 +92,7 @@ _BUILD_ID = r"[0-9A-Za-z-]+"
 _BUILD = rf"(?:\+({_BUILD_ID}(?:\.{_BUILD_ID})*))"
 
 # A full version as `semver.valid` accepts it: an optional `v`, then MAJOR.MINOR.PATCH[-pre][+build].
-_FULL_VERSION = re.compile(rf"v?({_NUMBER})\.({_NUMBER})\.({_NUMBER}){_PRERELEASE}?{_BUILD}?")
+_FULL_VERSION = _LazyPattern(rf"v?({_NUMBER})\.({_NUMBER})\.({_NUMBER}){_PRERELEASE}?{_BUILD}?")
 
 # One element of a partial version: a number or a wildcard.
 _PART = rf"(?:{_NUMBER}|[xX*])"
@@ -88,29 +105,29 @@ _PARTIAL_TEXT = re.sub(r"\((?!\?)", "(?:", _PARTIAL)  # the same, without captur
 _OPERATOR = r"((?:<|>)?=?)"
 
 # Step 2: build metadata anywhere in a comparator set.
-_BUILD_ANYWHERE = re.compile(rf"\+{_BUILD_ID}(?:\.{_BUILD_ID})*")
+_BUILD_ANYWHERE = _LazyPattern(rf"\+{_BUILD_ID}(?:\.{_BUILD_ID})*")
 # Step 3: a whole comparator set that is a hyphen range. (One optional space at each end, exactly one
 # space around the dash; any further space belongs to the partial's `[v= ]*` prefix.)
-_HYPHEN_RANGE = re.compile(rf" ?({_PARTIAL_TEXT}) - ({_PARTIAL_TEXT}) ?")
-_HYPHEN_END = re.compile(_PARTIAL)
+_HYPHEN_RANGE = _LazyPattern(rf" ?({_PARTIAL_TEXT}) - ({_PARTIAL_TEXT}) ?")
+_HYPHEN_END = _LazyPattern(_PARTIAL)
 # Step 4: an operator, a space, then something version-like: the space goes. A "loose" version (digits
 # with leading zeros, a prerelease without its dash) counts as version-like here too.
 _LOOSE_VERSION_TEXT = (
     r"[v= ]*[0-9]{1,256}\.[0-9]{1,256}\.[0-9]{1,256}"
     rf"(?:-?(?:{_ALPHANUMERIC_ID}|[0-9]{{1,256}})(?:\.(?:{_ALPHANUMERIC_ID}|[0-9]{{1,256}}))*)?"
 )
-_OPERATOR_SPACE = re.compile(rf"( ?)((?:<|>)?=?) ?({_LOOSE_VERSION_TEXT}|{_PARTIAL_TEXT})")
-_TILDE_SPACE = re.compile(r"( ?)~>? ")
-_CARET_SPACE = re.compile(r"( ?)\^ ")
+_OPERATOR_SPACE = _LazyPattern(rf"( ?)((?:<|>)?=?) ?({_LOOSE_VERSION_TEXT}|{_PARTIAL_TEXT})")
+_TILDE_SPACE = _LazyPattern(r"( ?)~>? ")
+_CARET_SPACE = _LazyPattern(r"( ?)\^ ")
 # Step 5: the three sugars, each matching one whole comparator.
-_CARET = re.compile(rf"\^{_PARTIAL}")
-_TILDE = re.compile(rf"~>?{_PARTIAL}")
-_X_RANGE = re.compile(rf"{_OPERATOR} ?{_PARTIAL}")
+_CARET = _LazyPattern(rf"\^{_PARTIAL}")
+_TILDE = _LazyPattern(rf"~>?{_PARTIAL}")
+_X_RANGE = _LazyPattern(rf"{_OPERATOR} ?{_PARTIAL}")
 # node-semver finally deletes a leftover `*` (with an operator before it) from a comparator it could not
 # otherwise read, so `*1.2.3` reads as `1.2.3`. Odd, but part of what "valid" means to npm.
-_STRAY_STAR = re.compile(r"(?:<|>)?=? ?\*")
+_STRAY_STAR = _LazyPattern(r"(?:<|>)?=? ?\*")
 # Step 6: a primitive comparator.
-_PRIMITIVE = re.compile(rf"{_OPERATOR} ?(v?{_NUMBER}\.{_NUMBER}\.{_NUMBER}{_PRERELEASE}?)")
+_PRIMITIVE = _LazyPattern(rf"{_OPERATOR} ?(v?{_NUMBER}\.{_NUMBER}\.{_NUMBER}{_PRERELEASE}?)")
 
 
 class InvalidVersion(ValueError):

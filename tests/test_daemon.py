@@ -42,10 +42,10 @@ class Daemon:
 
     def start(self, *extra: str) -> subprocess.Popen:
         self.proc = self.nucleus.popen(*extra, "start")
-        socket = self.nucleus.root / "nucleus.sock"
-        wait_for(lambda: socket.exists() or self.proc.poll() is not None, what="the control socket")
+        # `deployments` needs a running nucleus (a stale socket from a killed one does not answer)
+        wait_for(lambda: self.proc.poll() is not None or self.nucleus.run("deployments").code == 0,
+                 what="the daemon to answer")
         assert self.proc.poll() is None, self.proc.communicate()
-        wait_for(lambda: self.nucleus.run("list").code == 0, what="the daemon to answer")
         return self.proc
 
     def stop(self) -> tuple[str, str]:

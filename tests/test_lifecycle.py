@@ -184,7 +184,8 @@ def test_ctrl_c_runs_shutdown_and_leaves_no_process_behind(nucleus: Nucleus) -> 
     assert lines(shutdowns) == ["stubborn", "base"]  # dependents stop first
     assert not [p for p in map(int, lines(pids)) if alive(p)]
     assert "com.example.Stubborn: STOPPING -> FINISHED (SIGINT received)" in out
-    assert "ignored SIGTERM and were killed" in nucleus.log("com.example.Stubborn")
+    assert "ignored SIGTERM and were killed" in nucleus.log("com.example.Stubborn") + \
+        (nucleus.root / "logs" / "nucleus.log").read_text()
 
 
 def test_sigterm_exits_143(nucleus: Nucleus) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 
@@ -22,27 +21,33 @@ def echo(line: str) -> None:
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    from nucleus.control import daemon_running
-
-    layout = context.layout
-    if (layout.socket_path.exists() and daemon_running(layout.path)) or _daemon_starting(context):
+    if _daemon_answers(context) or _daemon_starting(context):
         from nucleus.commands.client import deploy_through_daemon
 
         return deploy_through_daemon(args, context)
     return run_foreground(args, context)
 
 
+def _daemon_answers(context: Context) -> bool:
+    if not context.layout.socket_path.exists():  # no socket module to import, no connection to try
+        return False
+    from nucleus.control import daemon_running
+
+    return daemon_running(context.layout.path)
+
+
 def _daemon_starting(context: Context, patience: float = 60.0) -> bool:
     """A daemon that holds the root but does not answer yet (it starts its sandbox, say): wait for it."""
-    import time
-
-    from nucleus.control import daemon_running
     from nucleus.lock import holder_of
 
     layout = context.layout
     holder = holder_of(layout.lock_file)
     if holder is None or "daemon" not in holder:
         return False
+    import time
+
+    from nucleus.control import daemon_running
+
     print(f"nucleus: waiting for the nucleus starting on {layout.path} ({holder})", file=sys.stderr, flush=True)
     deadline = time.monotonic() + patience
     while time.monotonic() < deadline and holder_of(layout.lock_file):
@@ -53,6 +58,9 @@ def _daemon_starting(context: Context, patience: float = 60.0) -> bool:
 
 
 def run_foreground(args: argparse.Namespace, context: Context) -> int:
+    from nucleus import aio
+
+    aio.load()
     from nucleus.lock import RootLock
 
     layout = context.layout
@@ -64,6 +72,8 @@ def run_foreground(args: argparse.Namespace, context: Context) -> int:
 
             sandbox, config = start_sandbox(layout, config, echo)
         try:
+            import asyncio
+
             outcome = asyncio.run(_foreground(plan_request(args), context, config))
         finally:
             if sandbox is not None:

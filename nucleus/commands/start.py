@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
 from nucleus.cli import Context
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
+    from nucleus import aio
+
+    aio.load()
     from nucleus.daemon import Daemon
     from nucleus.lock import RootLock
 
@@ -22,6 +24,8 @@ def run(args: argparse.Namespace, context: Context) -> int:
 
             sandbox, config = start_sandbox(layout, config, lambda line: print(line, file=sys.stderr, flush=True))
         try:
+            import asyncio
+
             return asyncio.run(Daemon(layout, config).run())
         finally:
             if sandbox is not None:

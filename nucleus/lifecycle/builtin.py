@@ -30,7 +30,7 @@ class BuiltinService(Service):
     async def _supervise(self) -> None:
         await asyncio.get_running_loop().create_future()  # runs until stopped
 
-    async def _halt(self, cause: str) -> None:
+    async def _halt(self, cause: str, sweep: bool = True) -> None:
         await self._cancel_lifecycle()
         if self.state is not State.STOPPING:
             self._set(State.STOPPING, cause)

@@ -8,13 +8,11 @@ reports each state change (log files, terminal, the state database) through `on_
 from __future__ import annotations
 
 import asyncio
-import hmac
 import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from nucleus.config import NucleusConfig
 from nucleus.lifecycle.logs import ComponentLog, Echo, NucleusLog
@@ -39,8 +37,7 @@ class KernelObserver(Protocol):
     def record_bootstrap(self, spec: ComponentSpec) -> None: ...
 
 
-@dataclass
-class KernelOptions:
+class KernelOptions(NamedTuple):
     echo: Echo | None = None  # component output and transitions on the terminal (foreground deploy)
     observer: KernelObserver | None = None
 
@@ -138,6 +135,8 @@ class Kernel:
 
     def token_matches(self, token: str) -> bool:
         """Whether `token` is a deployed component's SVCUID; compares with every one in constant time."""
+        import hmac
+
         given = token.encode()
         found = False
         for service in self.services.values():
@@ -235,7 +234,13 @@ class Kernel:
         return changed
 
     async def stop_services(self, services: Iterable[Service], cause: str) -> None:
-        """Stop `services`, each after its HARD dependents among them have stopped."""
+        """Stop `services`, each after its HARD dependents among them have stopped.
+
+        Each stop ends its component's process groups; one pass over the process table at the end finds
+        whatever any of them left outside its groups (one pass for all, not one per component).
+        """
+        from nucleus.lifecycle.process import end_processes
+
         targets = {s.name: s for s in services}
         stopped = {name: self.loop.create_future() for name in targets}
 
@@ -244,7 +249,7 @@ class Kernel:
                 for dependent in self.dependents(service):
                     if dependent.name in stopped:
                         await stopped[dependent.name]
-                await service.stop(cause)
+                await service.stop(cause, sweep=False)
             finally:
                 stopped[service.name].set_result(None)
 
@@ -252,6 +257,11 @@ class Kernel:
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 self.nucleus_log.event("stop-error", level="ERROR", error=repr(result))
+        tokens = {s.token for s in targets.values()}
+        if tokens:
+            report = await end_processes((), tokens, self.config.graceful_shutdown_timeout)
+            if report.terminated:
+                self.nucleus_log.event("strays-ended", processes=report.terminated, killed=report.killed)
 
     async def remove(self, names: Iterable[str], cause: str) -> list[Service]:
         """Stop the named services (dependents first) and forget them."""

@@ -9,13 +9,13 @@ group is still found.
 
 from __future__ import annotations
 
+from typing import NamedTuple
 import asyncio
 import errno
 import os
 import signal
 import subprocess
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
 
 LineSink = Callable[[str, str], None]  # (level, text): stdout lines are INFO, stderr lines WARN
 MAX_LINE = 64 * 1024  # a longer run without a newline is cut into lines of this size
@@ -35,17 +35,22 @@ class ChildWatcher:
 
     def watch(self, pid: int, callback: Callable[[int], None]) -> None:
         self._callbacks[pid] = callback
-        self._loop.call_soon(self.reap)  # it may have exited before we listened
+        self._loop.call_soon(self._reap_one, pid)  # it may have exited before we listened
 
     def reap(self) -> None:
+        """On SIGCHLD (signals coalesce: one may stand for several exits), look at every child."""
         for pid in list(self._callbacks):
-            try:
-                done, status = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                done, status = pid, 255 << 8
-            if done:
-                callback = self._callbacks.pop(pid)
-                callback(os.waitstatus_to_exitcode(status))
+            self._reap_one(pid)
+
+    def _reap_one(self, pid: int) -> None:
+        if pid not in self._callbacks:
+            return
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done, status = pid, 255 << 8
+        if done:
+            self._callbacks.pop(pid)(os.waitstatus_to_exitcode(status))
 
     def close(self) -> None:
         self._loop.remove_signal_handler(signal.SIGCHLD)
@@ -151,37 +156,58 @@ def spawn(loop: asyncio.AbstractEventLoop, watcher: ChildWatcher, script: str, *
 # -------------------------------------------------------------------------------- ending trees
 
 
-@dataclass(frozen=True)
-class EndReport:
-    """What ending a tree took: how many got SIGTERM, and how many needed SIGKILL."""
+class EndReport(NamedTuple):
+    """What ending took: how many groups and stray processes got SIGTERM, how many needed SIGKILL."""
 
     terminated: int
     killed: int
 
 
-def _collect(pgids: Iterable[int], tokens: Collection[str]) -> list:
-    """Every process of the given groups, their descendants, and every process carrying one of `tokens`."""
+def _group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _signal_groups(pgids: Iterable[int], sig: int) -> None:
+    for pgid in pgids:
+        try:
+            os.killpg(pgid, sig)
+        except OSError:
+            pass
+
+
+def _signal_processes(procs: list, sig: int) -> None:
     import psutil
 
-    groups = set(pgids)
-    me = os.getpid()
-    found: dict[int, psutil.Process] = {}
-    for pgid in groups:
+    for proc in procs:
         try:
-            for child in psutil.Process(pgid).children(recursive=True):
-                found[child.pid] = child
-            found[pgid] = psutil.Process(pgid)
+            proc.send_signal(sig)  # psutil checks the pid was not reused meanwhile
         except psutil.Error:
             pass
+
+
+def _find_by_token(tokens: Collection[str]) -> list:
+    """One pass over the process table: every live process whose environment carries one of `tokens`.
+
+    This is what finds a daemon that left its step's process group and lost its parent.
+    """
+    import psutil
+
+    me, found = os.getpid(), []
     for proc in psutil.process_iter():
-        if proc.pid == me or proc.pid in found:
+        if proc.pid == me:
             continue
         try:
-            if os.getpgid(proc.pid) in groups or (tokens and proc.environ().get("SVCUID") in tokens):
-                found[proc.pid] = proc
-        except (psutil.Error, OSError):
+            if proc.environ().get("SVCUID") in tokens and _alive(proc):
+                found.append(proc)
+        except psutil.Error:
             continue
-    return [p for pid, p in found.items() if pid != me and _alive(p)]
+    return found
 
 
 def _alive(proc: object) -> bool:
@@ -193,19 +219,19 @@ def _alive(proc: object) -> bool:
         return False
 
 
-def _signal_all(procs: list, pgids: Iterable[int], sig: int) -> None:
-    import psutil
+async def _wait_groups_empty(pgids: list[int], timeout: float) -> list[int]:
+    """Wait until no process is left in the groups; returns those still populated after `timeout`.
 
-    for pgid in pgids:
-        try:
-            os.killpg(pgid, sig)
-        except OSError:
-            pass
-    for proc in procs:
-        try:
-            proc.send_signal(sig)
-        except psutil.Error:
-            pass
+    A process group has no exit event of its own, so this looks every 10 ms — only while a stop's grace
+    period runs. (The leader, our child, is reaped by the SIGCHLD handler meanwhile.)
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    remaining = [g for g in pgids if _group_exists(g)]
+    while remaining and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+        remaining = [g for g in remaining if _group_exists(g)]
+    return remaining
 
 
 async def _wait_gone(procs: list, timeout: float) -> list:
@@ -241,21 +267,30 @@ async def _wait_gone(procs: list, timeout: float) -> list:
 
 
 async def end_processes(pgids: Iterable[int], tokens: Collection[str], grace: float) -> EndReport:
-    """SIGTERM to the groups and every process found, wait `grace` seconds, SIGKILL what is left.
+    """SIGTERM to the process groups and to every process carrying one of `tokens`; wait up to `grace`
+    seconds for all of them to go; SIGKILL whatever is left.
 
-    `tokens` (components' SVCUIDs) also find processes that left the group and lost their parent. Only
-    pass groups whose leader is known to be ours and not yet reaped: a group id is a process id, and
-    process ids are reused.
+    Groups reach every descendant that stayed in the step's group (nearly all of them) with one syscall;
+    `tokens` (components' SVCUIDs) find the ones that left it, at the price of one pass over the process
+    table. Only pass groups whose leader is known to be ours and not yet reaped: a group id is a process
+    id, and process ids are reused.
     """
-    groups = list(pgids)
-    procs = _collect(groups, tokens)
-    if not procs:
+    loop = asyncio.get_running_loop()
+    groups = [g for g in pgids if _group_exists(g)]
+    strays = _find_by_token(tokens) if tokens else []
+    if not groups and not strays:
         return EndReport(0, 0)
-    _signal_all(procs, groups, signal.SIGTERM)
-    survivors = await _wait_gone(procs, grace)
-    late = _collect(groups, tokens)  # anything started during the grace period
-    survivors = list({p.pid: p for p in survivors + late}.values())
-    if survivors:
-        _signal_all(survivors, groups, signal.SIGKILL)
-        await _wait_gone(survivors, 2.0)
-    return EndReport(len(procs), len(survivors))
+    began = loop.time()
+    _signal_groups(groups, signal.SIGTERM)
+    _signal_processes(strays, signal.SIGTERM)
+    left_groups = await _wait_groups_empty(groups, grace)
+    left = await _wait_gone(strays, max(0.0, grace - (loop.time() - began)))
+    if tokens:  # also whatever was started during the grace period
+        known = {p.pid for p in left}
+        left += [p for p in _find_by_token(tokens) if p.pid not in known]
+    if left_groups or left:
+        _signal_groups(left_groups, signal.SIGKILL)
+        _signal_processes(left, signal.SIGKILL)
+        await _wait_groups_empty(left_groups, 2.0)
+        await _wait_gone(left, 2.0)
+    return EndReport(len(groups) + len(strays), len(left_groups) + len(left))

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
-import shutil
 import string
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import NamedTuple, TYPE_CHECKING
 
 from nucleus.lifecycle.logs import ComponentLog
 from nucleus.lifecycle.process import StepProcess, StepStartError, end_processes, spawn
@@ -30,17 +27,23 @@ _TOKEN_ALPHABET = string.ascii_letters + string.digits
 
 
 def new_token() -> str:
-    """A component's SVCUID: 16 random characters."""
-    return "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(16))
+    """A component's SVCUID: 16 random letters and digits, each equally likely.
+
+    From `os.urandom` directly (bytes ≥ 248 are dropped so that `% 62` has no bias): `secrets` would load
+    OpenSSL, megabytes of memory for sixteen characters.
+    """
+    chars: list[str] = []
+    while len(chars) < 16:
+        chars += [_TOKEN_ALPHABET[byte % 62] for byte in os.urandom(32) if byte < 248]
+    return "".join(chars[:16])
 
 
-@dataclass(frozen=True)
-class ComponentSpec:
+class ComponentSpec(NamedTuple):
     """What the kernel needs to run one component, all variables already rendered."""
 
     name: str
     version: str
-    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    lifecycle: Lifecycle = Lifecycle()
     hard_dependencies: tuple[str, ...] = ()
     soft_dependencies: tuple[str, ...] = ()
     work_dir: Path = Path(".")
@@ -208,6 +211,8 @@ class Service:
         check, _, argument = text.lstrip("!").strip().partition(" ")
         argument = argument.strip()
         if check.lower() == "onpath":
+            import shutil
+
             path = self.kernel.step_environment(self, step).get("PATH")
             found = shutil.which(argument, path=path) is not None
         else:
@@ -253,17 +258,19 @@ class Service:
         if process in self._steps and process.returncode is not None:
             self._steps.remove(process)
 
-    async def _end_all(self) -> None:
-        """End every process of this component: live step groups, their trees, anything with its token."""
+    async def _end_all(self, sweep: bool = True) -> None:
+        """End every process of this component: the groups of its live steps and (with `sweep`) anything
+        else carrying its token. Without `sweep`, the caller sweeps for many components at once."""
         leaders = [p.pgid for p in self._steps if p.returncode is None]
-        report = await end_processes(leaders, {self.token}, self.kernel.config.graceful_shutdown_timeout)
+        tokens = {self.token} if sweep else set()
+        report = await end_processes(leaders, tokens, self.kernel.config.graceful_shutdown_timeout)
         for process in list(self._steps):
             if process.returncode is None:
                 await process.wait()
             process.close_output()
         self._steps.clear()
         if report.killed:
-            self.log.event(f"{report.killed} process(es) ignored SIGTERM and were killed")
+            self.log.event(f"{report.killed} process group(s) or process(es) ignored SIGTERM and were killed")
 
     # -- stop and restart ------------------------------------------------------------------------
 
@@ -276,7 +283,7 @@ class Service:
             except asyncio.CancelledError:
                 pass
 
-    async def _halt(self, cause: str) -> None:
+    async def _halt(self, cause: str, sweep: bool = True) -> None:
         """Cancel the lifecycle, enter STOPPING, run shutdown (if the component started), end its processes."""
         await self._cancel_lifecycle()
         if self.state is not State.STOPPING:  # a restart cancelled half-way is already stopping
@@ -286,21 +293,23 @@ class Service:
             if code != 0:
                 self.log.event(f"shutdown {note}")
         self._started = False
-        await self._end_all()
+        await self._end_all(sweep)
 
     @property
     def has_work(self) -> bool:
         """Whether a stop has anything to do (processes, a lifecycle in progress, a shutdown step)."""
         return self.state not in (State.FINISHED, State.BROKEN) or bool(self._steps)
 
-    async def stop(self, cause: str) -> None:
-        """Stop the component: STOPPING, shutdown, end its processes, FINISHED. BROKEN stays BROKEN."""
+    async def stop(self, cause: str, sweep: bool = True) -> None:
+        """Stop the component: STOPPING, shutdown, end its processes, FINISHED. BROKEN stays BROKEN.
+
+        `sweep=False` leaves the search for its strays (by token) to a caller stopping many at once."""
         async with self._control:
             if self.state is State.BROKEN or (self.state is State.FINISHED and not self._steps
                                               and not (self._started and self.spec.lifecycle.step("shutdown"))):
                 await self._cancel_lifecycle()
                 return
-            await self._halt(cause)
+            await self._halt(cause, sweep)
             self._set(State.FINISHED, cause)
 
     async def restart(self, cause: str, *, reinstall: bool = False, spec: ComponentSpec | None = None) -> None:

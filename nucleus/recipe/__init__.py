@@ -6,7 +6,6 @@ diagnostic instead of raising, for `nucleus validate`.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from nucleus.errors import NotFoundError
@@ -69,7 +68,9 @@ def read_recipe(path: str | Path, *, schema: bool = False) -> Normalised:
         line = data[: exc.start].count(b"\n") + 1
         return Normalised(None, [Diagnostic("error", str(path), line, 1, "", "the file is not UTF-8 text",
                                             "save the recipe as UTF-8")])
-    return parse_recipe(text, str(path), format_of(path.name), digest=hashlib.sha256(data).hexdigest(),
+    from nucleus.digest import sha256
+
+    return parse_recipe(text, str(path), format_of(path.name), digest=sha256(data).hexdigest(),
                         schema=schema)
 
 

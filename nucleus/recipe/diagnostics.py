@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from nucleus.errors import MultiError
 
 MAX_ERRORS = 50  # beyond this, a summary line: a broken file should not flood the terminal
 
 
-@dataclass(frozen=True)
-class Diagnostic:
+class Diagnostic(NamedTuple):
     severity: str  # "error" | "warning"
     source: str
     line: int

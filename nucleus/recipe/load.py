@@ -14,23 +14,22 @@ from __future__ import annotations
 import bisect
 import json
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 NodePath = tuple  # of str (mapping keys) and int (list indexes)
 Mark = tuple  # (line, column), both 1-based
 
 
-@dataclass
 class Document:
     """A parsed file: plain values plus where each node was written."""
 
-    source: str
-    data: Any
-    marks: dict[NodePath, Mark] = field(default_factory=dict)
-    # YAML scalars that resolved to a non-string (`1.0`, `1`, `true`) keep their text here, so a field
-    # that must be a string can use what the user wrote instead of Python's rendering of it.
-    texts: dict[NodePath, str] = field(default_factory=dict)
+    def __init__(self, source: str, data: Any, marks: dict[NodePath, Mark] | None = None) -> None:
+        self.source = source
+        self.data = data
+        self.marks: dict[NodePath, Mark] = marks if marks is not None else {}
+        # YAML scalars that resolved to a non-string (`1.0`, `1`, `true`) keep their text here, so a field
+        # that must be a string can use what the user wrote instead of Python's rendering of it.
+        self.texts: dict[NodePath, str] = {}
 
     def mark(self, path: NodePath) -> Mark:
         """The position of `path`, or of its nearest written ancestor."""

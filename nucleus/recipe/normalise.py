@@ -12,11 +12,9 @@ against the JSON Schema.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from nucleus.recipe.diagnostics import Diagnostic, render_path
 from nucleus.recipe.load import Document, NodePath
@@ -59,8 +57,7 @@ PLATFORM_KEYS = ("os", "architecture", "architecture.detail")  # others are the 
 _MISSING = object()
 
 
-@dataclass
-class Normalised:
+class Normalised(NamedTuple):
     """The outcome of normalising one document."""
 
     recipe: Recipe | None
@@ -142,6 +139,8 @@ class _Walker:
         return found
 
     def _unknown_key(self, path: NodePath, key: str, known: tuple[str, ...], what: str) -> None:
+        import difflib
+
         close = difflib.get_close_matches(key.lower(), [k.lower() for k in known], n=1, cutoff=0.6)
         if close:
             suggestion = next(k for k in known if k.lower() == close[0])

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
+from typing import Any, NamedTuple
 
 from nucleus.recipe.model import Lifecycle, Step
 
@@ -20,18 +20,16 @@ VARIABLE = re.compile(r"\{(?:([A-Za-z0-9\-_.]+):)?([A-Za-z]+):([^{}]*)\}")
 CROSS_COMPONENT = {"artifacts", "work", "configuration"}  # what `{Dep:<namespace>:…}` may ask for
 
 
-@dataclass(frozen=True)
-class ComponentFacts:
+class ComponentFacts(NamedTuple):
     """What variables can say about one component."""
 
     artifacts_path: str
     decompressed_path: str
     work_path: str
-    configuration: Any = field(default_factory=dict)
+    configuration: Any = {}
 
 
-@dataclass(frozen=True)
-class VariableContext:
+class VariableContext(NamedTuple):
     component: str
     facts: Mapping[str, ComponentFacts]  # the component itself and its direct dependencies
     root_path: str

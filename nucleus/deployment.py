@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 import asyncio
+import json
 import signal
 from collections.abc import Callable, Iterable, Mapping
 
@@ -56,7 +57,8 @@ def import_plan(plan: Plan, layout: RootLayout) -> dict[str, str]:
 def specs_for(plan: Plan, digests: Mapping[str, str], layout: RootLayout) -> list[ComponentSpec]:
     return [ComponentSpec(name=c.name, version=c.version, lifecycle=c.lifecycle,
                           hard_dependencies=c.hard_dependencies, soft_dependencies=c.soft_dependencies,
-                          work_dir=layout.work(c.name), digest=digests[c.name], builtin=c.builtin)
+                          work_dir=layout.work(c.name), digest=digests[c.name], builtin=c.builtin,
+                          configuration=c.recipe.default_configuration if c.recipe else {})
             for c in plan.components]
 
 
@@ -112,7 +114,7 @@ class Recorder:
 def record_of(service: Service) -> ComponentRecord:
     return ComponentRecord(service.name, service.spec.version, str(service.state), service.spec.builtin,
                            service.spec.digest, service.last_cause, service.stopped_by_user, service.token,
-                           now_iso())
+                           now_iso(), json.dumps(service.spec.configuration, sort_keys=True))
 
 
 async def end_leftovers(state: StateDB) -> int:

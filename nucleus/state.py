@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from nucleus.errors import NucleusError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -61,6 +61,10 @@ MIGRATIONS: dict[int, str] = {
             PRIMARY KEY (name, version)
         );
     """,
+    2: """
+        -- the configuration (JSON) each component runs with
+        ALTER TABLE components ADD COLUMN configuration TEXT NOT NULL DEFAULT '{}';
+    """,
 }
 
 SQL_SCHEMA_VERSION = "PRAGMA user_version"
@@ -74,14 +78,16 @@ SQL_LIST_ROOTS = "SELECT name, version, recipe_path FROM roots ORDER BY name"
 SQL_CLEAR_ROOTS = "DELETE FROM roots"
 SQL_INSERT_ROOT = "INSERT INTO roots (name, version, recipe_path) VALUES (?, ?, ?)"
 SQL_UPSERT_COMPONENT = """
-    INSERT INTO components (name, version, state, builtin, digest, cause, stopped, token, updated_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    INSERT INTO components (name, version, state, builtin, digest, cause, stopped, token, updated_at,
+                            configuration)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (name) DO UPDATE SET version = excluded.version, state = excluded.state,
         builtin = excluded.builtin, digest = excluded.digest, cause = excluded.cause,
-        stopped = excluded.stopped, token = excluded.token, updated_at = excluded.updated_at
+        stopped = excluded.stopped, token = excluded.token, updated_at = excluded.updated_at,
+        configuration = excluded.configuration
 """
-SQL_LIST_COMPONENTS = ("SELECT name, version, state, builtin, digest, cause, stopped, token, updated_at "
-                       "FROM components ORDER BY name")
+SQL_LIST_COMPONENTS = ("SELECT name, version, state, builtin, digest, cause, stopped, token, updated_at, "
+                       "configuration FROM components ORDER BY name")
 SQL_DELETE_COMPONENT = "DELETE FROM components WHERE name = ?"
 SQL_INSERT_PROCESS = ("INSERT OR REPLACE INTO processes (pgid, start_time, boot_id, component, token) "
                       "VALUES (?, ?, ?, ?, ?)")
@@ -102,6 +108,7 @@ class ComponentRecord(NamedTuple):
     stopped: bool
     token: str
     updated_at: str
+    configuration: str = "{}"  # JSON: the configuration the component runs with
 
 
 class DeploymentRecord(NamedTuple):
@@ -213,13 +220,14 @@ class State:
         with self._transaction():
             self._db.executemany(SQL_UPSERT_COMPONENT, [
                 (r.name, r.version, r.state, int(r.builtin), r.digest, r.cause, int(r.stopped), r.token,
-                 r.updated_at) for r in components])
+                 r.updated_at, r.configuration) for r in components])
             self._db.executemany(SQL_INSERT_PROCESS, [
                 (r.pgid, r.start_time, r.boot_id, r.component, r.token) for r in processes])
 
     def components(self) -> list[ComponentRecord]:
-        return [ComponentRecord(name, version, state, bool(builtin), digest, cause, bool(stopped), token, at)
-                for name, version, state, builtin, digest, cause, stopped, token, at
+        return [ComponentRecord(name, version, state, bool(builtin), digest, cause, bool(stopped), token, at,
+                                configuration)
+                for name, version, state, builtin, digest, cause, stopped, token, at, configuration
                 in self._db.execute(SQL_LIST_COMPONENTS)]
 
     def forget_component(self, name: str) -> None:

@@ -12,7 +12,7 @@ import os
 import string
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from nucleus.lifecycle.logs import ComponentLog
 from nucleus.lifecycle.process import StepProcess, StepStartError, end_processes, spawn
@@ -49,6 +49,7 @@ class ComponentSpec(NamedTuple):
     work_dir: Path = Path(".")
     digest: str = ""  # recipe + artifacts: a changed digest means reinstall
     builtin: bool = False
+    configuration: Any = {}  # the component's configuration (its recipe's DefaultConfiguration for now)
 
 
 class StepFailed(Exception):

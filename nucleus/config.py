@@ -7,6 +7,7 @@ and the key.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -106,7 +107,7 @@ class _Reader:
             number = float(value)
         except (TypeError, ValueError):
             number = float("nan")
-        if isinstance(value, bool) or not number >= minimum:
+        if isinstance(value, bool) or not (number >= minimum and math.isfinite(number)):
             self.fail(path, f"'{value}' is not a number of at least {minimum:g}", "write a plain number")
         return number
 

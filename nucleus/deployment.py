@@ -7,11 +7,11 @@ running kernel and waits for them to settle (`wait_settled`).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
 import asyncio
 import json
 import signal
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple
 
 from nucleus.config import TES, NucleusConfig
 from nucleus.errors import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, NucleusError
@@ -24,7 +24,8 @@ from nucleus.paths import RootLayout
 from nucleus.planning import Plan, PlanRequest, make_plan
 from nucleus.procinfo import boot_id, start_time
 from nucleus.recipe.model import GENERIC, Step
-from nucleus.state import ComponentRecord, ProcessRecord, State as StateDB, now_iso
+from nucleus.state import ComponentRecord, ProcessRecord, now_iso
+from nucleus.state import State as StateDB
 from nucleus.store import Store
 
 BuiltinFactory = Callable[[ComponentSpec, Kernel], Service]
@@ -32,6 +33,11 @@ BuiltinFactory = Callable[[ComponentSpec, Kernel], Service]
 
 def refuse_unsupported(plan: Plan) -> None:
     """Only generic components run here; others validate and plan, but a deploy refuses them."""
+    reserved = [c for c in plan.components if c.name.lower() == "nucleus"]
+    if reserved:
+        raise NucleusError(f"a component cannot be named '{reserved[0].name}' here",
+                           where=reserved[0].recipe.path if reserved[0].recipe else None,
+                           hint="logs/nucleus.log is the nucleus's own log; choose another name")
     others = [c for c in plan.components if not c.builtin and c.component_type != GENERIC]
     if others:
         listed = ", ".join(f"{c.name} ({c.component_type})" for c in others)
@@ -49,7 +55,7 @@ def import_plan(plan: Plan, layout: RootLayout) -> dict[str, str]:
             continue
         digests[component.name] = store.import_component(component.recipe, component.manifest,
                                                          component.artifact_source)
-        layout.work(component.name).mkdir(parents=True, exist_ok=True)
+        layout.work(component.name).mkdir(mode=0o700, parents=True, exist_ok=True)
     store.sync()  # durable before any state refers to it
     return digests
 
@@ -73,6 +79,8 @@ class Recorder:
         self.state = state
         self._dirty: dict[str, Service] = {}
         self._processes: list[ProcessRecord] = []
+        self._started: dict[int, float] = {}  # pid → start time, for the records of live step leaders
+        self._gone: list[tuple[int, float]] = []
         self._scheduled = False
         self._boot_id = boot_id()
 
@@ -88,8 +96,16 @@ class Recorder:
     def spawned(self, service: Service, step: Step, process: StepProcess) -> None:
         started = start_time(process.pid)
         if started is not None:
+            self._started[process.pid] = started
             self._processes.append(ProcessRecord(process.pgid, started, self._boot_id, service.name,
                                                  service.token))
+            self._schedule()
+
+    def reaped(self, service: Service, process: StepProcess) -> None:
+        """A step's leader is gone: its group can no longer be vouched for, so its record goes."""
+        started = self._started.pop(process.pid, None)
+        if started is not None:
+            self._gone.append((process.pgid, started))
             self._schedule()
 
     def _schedule(self) -> None:
@@ -107,8 +123,10 @@ class Recorder:
         self._scheduled = False
         dirty, self._dirty = self._dirty, {}
         processes, self._processes = self._processes, []
-        if dirty or processes:
-            self.state.record(components=[record_of(s) for s in dirty.values()], processes=processes)
+        gone, self._gone = self._gone, []
+        if dirty or processes or gone:
+            self.state.record(components=[record_of(s) for s in dirty.values()], processes=processes,
+                              gone=gone)
 
 
 def record_of(service: Service) -> ComponentRecord:
@@ -183,7 +201,8 @@ class Deployer:
         `hold` are created but not started.
         """
         digests = await self._blocking(import_plan, plan, self.layout)
-        changed = await self.kernel.deploy(specs_for(plan, digests, self.layout), self.make_service, hold)
+        changed = await self.kernel.deploy(specs_for(plan, digests, self.layout), self.make_service, hold,
+                                           frozenset(plan.requested))
         if remove_others:
             wanted = {c.name for c in plan.components}
             await self.remove([name for name in self.kernel.services if name not in wanted], remove_cause)
@@ -203,6 +222,9 @@ async def wait_settled(kernel: Kernel, changed: Iterable[str], watched: Iterable
         broken = [s for s in watched_services if s.state is State.BROKEN]
         if broken:
             return Outcome(EXIT_FAILED, f"{broken[0].name} is BROKEN: {broken[0].last_cause}")
+        stopped = [s for s in changed_services if s.stopped_by_user]
+        if stopped:
+            return Outcome(EXIT_FAILED, f"{stopped[0].name} was stopped before it came up")
         now = kernel.now()
         waits = []
         for service in changed_services:

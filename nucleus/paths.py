@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 DEFAULT_ROOT = "~/.nucleus"
 
@@ -81,8 +81,15 @@ class RootLayout(NamedTuple):
         return self.logs_dir / "nucleus.log"
 
     def ensure(self) -> None:
-        """Create the root's folders (private to the owner where they hold secrets or state)."""
-        for folder in (self.path, self.config_dir, self.recipes_dir, self.artifacts_dir,
-                       self.unarchived_dir, self.work_root, self.logs_dir):
-            folder.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.config_dir, 0o700)
+        """Create the root's folders (private to the owner where they hold secrets, state or logs)."""
+        from nucleus.errors import NucleusError
+
+        try:
+            for folder in (self.path, self.config_dir, self.recipes_dir, self.artifacts_dir,
+                           self.unarchived_dir, self.work_root, self.logs_dir):
+                folder.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.config_dir, 0o700)
+            os.chmod(self.logs_dir, 0o700)  # component output often carries secrets
+        except OSError as exc:
+            raise NucleusError(f"cannot use {self.path} as a nucleus root: {exc.strerror} ({exc.filename})",
+                               hint="choose another --root (or NUCLEUS_ROOT)") from None

@@ -6,9 +6,9 @@ files and the store; runs nothing.
 
 from __future__ import annotations
 
-from typing import NamedTuple
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from nucleus.builtins import BUILTIN_NAMES, builtin_versions
 from nucleus.config import NucleusConfig
@@ -62,10 +62,10 @@ class PlannedComponent(NamedTuple):
 
 class Plan(NamedTuple):
     components: tuple[PlannedComponent, ...]  # start order: dependencies first
-    roots: tuple[str, ...]  # the components the deployment names
+    roots: tuple[str, ...]  # the root components: those deployed now, and those kept
     warnings: tuple[str, ...]
     device: Mapping[str, str]
-
+    requested: tuple[str, ...] = ()  # the components whose recipes this request names
     def component(self, name: str) -> PlannedComponent:
         return next(c for c in self.components if c.name == name)
 
@@ -161,7 +161,8 @@ def make_plan(request: PlanRequest, layout: RootLayout, config: NucleusConfig,
                                           request.artifacts_dir, request.cwd or Path.cwd())
         components.append(PlannedComponent(recipe.name, recipe.version, False, recipe, manifest, lifecycle,
                                            recipe.dependencies, source))
-    return Plan(tuple(components), tuple(r.name for r in roots), tuple(warnings), dict(device))
+    return Plan(tuple(components), tuple(r.name for r in roots), tuple(warnings), dict(device),
+                tuple(r.name for r in deployed))
 
 
 def _add_stored(store: Store, candidates: _Candidates, wanted: set[str], warnings: list[str]) -> None:

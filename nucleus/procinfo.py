@@ -17,19 +17,29 @@ def boot_id() -> str:
         return ""
 
 
-def start_time(pid: int) -> float | None:
-    """When `pid` started, in clock ticks since boot (Linux `/proc`), or None if it is gone."""
+HAVE_PROC = Path("/proc/self/stat").exists()
+
+
+def status(pid: int) -> tuple[str, float] | None:
+    """(state letter, start time in clock ticks since boot) from `/proc/<pid>/stat`; None if it is gone."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        with open(f"/proc/{pid}/stat", "rb") as stream:
+            stat = stream.read()
     except OSError:
-        return _psutil_start_time(pid)
-    fields = stat[stat.rfind(")") + 2:].split()
-    return float(fields[19])  # field 22 of stat(5), counted after the command name
+        return None
+    fields = stat[stat.rfind(b")") + 2:].split()
+    return fields[0].decode(), float(fields[19])  # fields 3 and 22 of stat(5), counted after the name
+
+
+def start_time(pid: int) -> float | None:
+    """When `pid` started (clock ticks since boot on Linux), or None if it is gone."""
+    if HAVE_PROC:
+        found = status(pid)
+        return found[1] if found else None
+    return _psutil_start_time(pid)
 
 
 def _psutil_start_time(pid: int) -> float | None:
-    if Path("/proc").is_dir():
-        return None  # Linux without that pid: it is gone
     try:
         import psutil
 

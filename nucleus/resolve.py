@@ -39,7 +39,14 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from nucleus.errors import ResolutionError
-from nucleus.versions import InvalidRange, InvalidVersion, Range, Version, parse_range, parse_version
+from nucleus.versions import (
+    InvalidRange,
+    InvalidVersion,
+    Range,
+    Version,
+    parse_range,
+    parse_version,
+)
 
 __all__ = ["DEFAULT_MAX_ATTEMPTS", "Candidate", "Resolution", "Root", "resolve", "resolve_detailed"]
 

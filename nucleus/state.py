@@ -215,14 +215,16 @@ class State:
 
     # -- components ------------------------------------------------------------------------------
 
-    def record(self, *, components: Iterable[ComponentRecord] = (), processes: Iterable[ProcessRecord] = ()) -> None:
-        """Component states and spawned process groups, in one transaction."""
+    def record(self, *, components: Iterable[ComponentRecord] = (), processes: Iterable[ProcessRecord] = (),
+               gone: Iterable[tuple[int, float]] = ()) -> None:
+        """Component states, spawned process groups and those whose leader is gone, in one transaction."""
         with self._transaction():
             self._db.executemany(SQL_UPSERT_COMPONENT, [
                 (r.name, r.version, r.state, int(r.builtin), r.digest, r.cause, int(r.stopped), r.token,
                  r.updated_at, r.configuration) for r in components])
             self._db.executemany(SQL_INSERT_PROCESS, [
                 (r.pgid, r.start_time, r.boot_id, r.component, r.token) for r in processes])
+            self._db.executemany(SQL_DELETE_PROCESS, list(gone))
 
     def components(self) -> list[ComponentRecord]:
         return [ComponentRecord(name, version, state, bool(builtin), digest, cause, bool(stopped), token, at,

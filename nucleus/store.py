@@ -150,7 +150,8 @@ class Store:
                 continue
             path.unlink(missing_ok=True)
             self._index()[name].remove(path)
-            (self.layout.recipes_dir / f"{name}@{version}.artifacts.sha256").unlink(missing_ok=True)
+            for marker in ("artifacts.sha256", "digest"):
+                (self.layout.recipes_dir / f"{name}@{version}.{marker}").unlink(missing_ok=True)
             shutil.rmtree(self.layout.artifacts(name, version), ignore_errors=True)
             shutil.rmtree(self.layout.unarchived(name, version), ignore_errors=True)
             removed.append(version)
@@ -179,16 +180,37 @@ class Store:
                 stored.append(target)
                 stored.sort()
         artifacts_digest = self._import_artifacts(recipe, source)
-        self.prepare_artifacts(recipe, manifest, source)
-        return sha256(f"{recipe.digest}:{artifacts_digest}".encode()).hexdigest()
+        digest = sha256(f"{recipe.digest}:{artifacts_digest}".encode()).hexdigest()
+        prepared = self.layout.recipes_dir / f"{recipe.name}@{recipe.version}.digest"
+        if not (prepared.is_file() and prepared.read_text() == digest):
+            # New or changed: check, unpack and set modes. An unchanged component is left alone — its
+            # unpacked files may be in use by the running instance.
+            self.prepare_artifacts(recipe, manifest, source)
+            write_atomic(prepared, digest.encode(), fsync=False)
+            self._unsynced.append(prepared)
+        return digest
+
+    def _recover(self, destination: Path, version: str) -> None:
+        """Undo what a kill between the two renames of an artifact swap left: the old folder put back,
+        half-copied staging folders removed."""
+        import shutil
+
+        retired = destination.with_name(f".{version}.old")
+        if retired.is_dir() and not destination.exists():
+            os.replace(retired, destination)
+        if destination.parent.is_dir():
+            for leftover in destination.parent.glob(f".{version}.*"):
+                shutil.rmtree(leftover, ignore_errors=True)
 
     def _import_artifacts(self, recipe: Recipe, source: Path | None) -> str:
+        """Copy the artifact folder in (when it changed); returns the digest of its source."""
         destination = self.layout.artifacts(recipe.name, recipe.version)
-        if source is None:
-            destination.mkdir(parents=True, exist_ok=True)
-            return tree_digest(destination)
-        digest = tree_digest(source)
+        self._recover(destination, recipe.version)
         marker = self.layout.recipes_dir / f"{recipe.name}@{recipe.version}.artifacts.sha256"
+        if source is None:  # already stored: the digest taken when it was imported (modes set since)
+            destination.mkdir(parents=True, exist_ok=True)
+            return marker.read_text() if marker.is_file() else tree_digest(destination)
+        digest = tree_digest(source)
         if destination.is_dir() and marker.is_file() and marker.read_text() == digest:
             return digest
         import shutil
@@ -209,6 +231,8 @@ class Store:
                 os.replace(staging, destination)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        self._unsynced.extend(path for path in _files(destination) if not path.is_symlink())
+        self.sync()  # the copies are durable before the marker says they are complete
         write_atomic(marker, digest.encode(), fsync=False)
         self._unsynced.append(marker)
         return digest
@@ -218,6 +242,11 @@ class Store:
         folder = self.layout.artifacts(recipe.name, recipe.version)
         for artifact in manifest.artifacts:
             path = folder / artifact.file_name
+            if path.is_symlink():
+                raise NucleusError(f"{recipe.ident}: the artifact {artifact.file_name} is a symbolic link",
+                                   where=recipe.path or None,
+                                   hint="copy the file itself into the artifact folder: nucleus sets modes on "
+                                        "artifacts and must not follow links out of the store")
             if not path.is_file():
                 raise _missing_artifact(recipe, artifact, source)
             if artifact.digest:
@@ -287,6 +316,11 @@ def unpack_zip(archive: Path, destination: Path, artifact: Artifact) -> None:
     except zipfile.BadZipFile as exc:
         raise NucleusError(f"{archive.name} is not a valid ZIP archive ({exc})", where=str(archive),
                            hint="rebuild the archive, or set Unarchive: NONE") from None
+    except (OSError, RuntimeError, NotImplementedError) as exc:  # clashing entries, encryption, compression
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise NucleusError(f"{archive.name} cannot be unpacked ({reason})", where=str(archive),
+                           hint="rebuild the archive without encryption or clashing entries, or set "
+                                "Unarchive: NONE") from None
 
 
 def _is_link(entry: object) -> bool:

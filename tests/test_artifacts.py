@@ -10,8 +10,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import Nucleus
+
 from nucleus.errors import NucleusError
 from nucleus.paths import RootLayout
 from nucleus.recipe import parse_recipe

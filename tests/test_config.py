@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import Nucleus
+
 from nucleus.config import ConfigError, load_config
 from nucleus.errors import NotFoundError
 

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from conftest import Nucleus, wait_for
 
 pytestmark = pytest.mark.slow
@@ -315,3 +314,68 @@ def test_sigterm_stops_components_and_exits_0(nucleus: Nucleus, daemon: Daemon) 
     assert shutdowns.read_text() == "done\n"
     assert not marked(marker)
     assert "nucleus-stopped" in err
+
+
+def test_a_stopped_component_stays_stopped_when_something_else_is_deployed(nucleus: Nucleus, daemon: Daemon) -> None:
+    daemon.start()
+    marker = f"svc-{os.getpid()}-stays"
+    svc = service_recipe(nucleus, "com.example.Svc", marker)
+    assert nucleus.run("deploy", str(svc)).code == 0
+    assert nucleus.run("stop", "com.example.Svc").code == 0
+    other = nucleus.recipe("com.example.Other", "Run: echo other")
+    result = nucleus.run("deploy", str(other))
+    assert result.code == 0, result.err
+    assert "com.example.Svc" not in result.out and not marked(marker)
+    assert nucleus.run("deploy", str(svc)).code == 0  # deploying it again is how it comes back
+    assert len(marked(marker)) == 1
+
+
+def test_restart_fails_instead_of_hanging_when_a_hard_dependency_is_broken(nucleus: Nucleus, daemon: Daemon) -> None:
+    daemon.start()
+    nucleus.recipe("com.example.Base", "Run: exit 1")
+    app = nucleus.recipe("com.example.App", "Run: sleep 60", extra="""
+        ComponentDependencies:
+          com.example.Base: {VersionRequirement: ^1.0.0}
+    """)
+    assert nucleus.run("deploy", str(app), "--recipes", str(nucleus.workdir)).code == 1
+    result = nucleus.run("restart", "com.example.App", timeout=60)
+    assert result.code == 1 and "com.example.Base is BROKEN" in result.err
+
+
+def test_an_unchanged_component_is_left_running_by_other_deployments(nucleus: Nucleus, daemon: Daemon) -> None:
+    daemon.start()
+    folder = nucleus.workdir / "components" / "com.example.Exec" / "1.0.0"
+    folder.mkdir(parents=True)
+    (folder / "tool.sh").write_text("#!/bin/sh\nexec sleep 60\n")
+    recipe = nucleus.recipe("com.example.Exec", "Run: '{artifacts:path}/tool.sh'")
+    recipe.write_text(recipe.read_text() + "    Artifacts:\n      - URI: s3://b/tool.sh\n"
+                      "        Permission: {Execute: OWNER}\n")
+    assert nucleus.run("deploy", str(recipe)).code == 0
+    for again in (nucleus.recipe("com.example.Other", "Run: 'true'"), recipe):
+        result = nucleus.run("deploy", str(again))
+        assert result.code == 0, result.err
+        assert "com.example.Exec:" not in result.out  # no state change: not restarted
+
+
+def test_a_component_that_cannot_start_fails_the_deployment_without_blocking_the_daemon(
+        nucleus: Nucleus, daemon: Daemon) -> None:
+    daemon.start()
+    path = nucleus.workdir / "nul.json"
+    path.write_text(json.dumps({
+        "RecipeFormatVersion": "2020-01-25", "ComponentName": "com.example.Nul", "ComponentVersion": "1.0.0",
+        "ComponentConfiguration": {"DefaultConfiguration": {"x": "a\u0000b"}},
+        "Manifests": [{"Lifecycle": {"Run": "echo {configuration:/x}"}}]}))
+    assert nucleus.run("deploy", str(path), timeout=60).code == 1
+    assert nucleus.run("deploy", str(nucleus.recipe("com.example.Ok", "Run: 'true'")), timeout=60).code == 0
+
+
+def test_shutdown_is_not_held_by_a_client_following_logs(nucleus: Nucleus, daemon: Daemon) -> None:
+    daemon.start()
+    assert nucleus.run("deploy", str(service_recipe(nucleus, "com.example.Svc", "held"))).code == 0
+    follower = nucleus.popen("logs", "com.example.Svc", "-f")
+    try:
+        assert nucleus.run("shutdown", timeout=60).code == 0
+        daemon.proc.wait(timeout=30)
+    finally:
+        follower.kill()
+        follower.communicate()

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from conftest import Nucleus, wait_for
 
 pytestmark = pytest.mark.slow
@@ -292,8 +291,10 @@ def test_last_states_are_recorded(nucleus: Nucleus) -> None:
     with sqlite3.connect(nucleus.root / "config" / "state.sqlite") as db:
         rows = db.execute("SELECT name, version, state FROM components").fetchall()
         deployments = db.execute("SELECT mode, status FROM deployments").fetchall()
+        processes = db.execute("SELECT count(*) FROM processes").fetchone()
     assert rows == [("com.example.Done", "1.0.0", "FINISHED")]
     assert deployments == [("foreground", "SUCCEEDED")]
+    assert processes == (0,)  # a step's record goes when its process has gone
 
 
 def test_errors_older_than_error_reset_time_do_not_count(nucleus: Nucleus) -> None:
@@ -314,6 +315,7 @@ def test_errors_older_than_error_reset_time_do_not_count(nucleus: Nucleus) -> No
 
 def test_docs_diagram_matches_the_transition_table() -> None:
     from conftest import REPO
+
     from nucleus.lifecycle.states import mermaid
 
     assert mermaid() in (REPO / "docs" / "lifecycle.md").read_text()

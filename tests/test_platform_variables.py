@@ -8,7 +8,13 @@ from nucleus.errors import NucleusError
 from nucleus.recipe import parse_recipe
 from nucleus.recipe.model import Lifecycle, Platform, Step
 from nucleus.recipe.platform import detect_platform, platform_matches, select_manifest
-from nucleus.recipe.variables import ComponentFacts, VariableContext, render, render_lifecycle, resolve_pointer
+from nucleus.recipe.variables import (
+    ComponentFacts,
+    VariableContext,
+    render,
+    render_lifecycle,
+    resolve_pointer,
+)
 
 LINUX = {"os": "linux", "architecture": "amd64"}
 PI = {"os": "linux", "architecture": "arm", "architecture.detail": "armv7l"}

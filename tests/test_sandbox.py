@@ -26,7 +26,14 @@ from nucleus.config import load_config
 from nucleus.errors import NucleusError
 from nucleus.sandbox import Sandbox, SandboxInfo
 from nucleus.sandbox.certs import ensure_certificates
-from nucleus.tes import CredentialCache, CredentialServer, CredentialsProvider, ProviderError, TokenSet, check_settings
+from nucleus.tes import (
+    CredentialCache,
+    CredentialServer,
+    CredentialsProvider,
+    ProviderError,
+    TokenSet,
+    check_settings,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 HANG_GUARD = 60.0  # seconds: only to stop a broken test from hanging

@@ -13,7 +13,6 @@ import sys
 import textwrap
 
 import pytest
-
 from conftest import REPO, Nucleus, wait_for
 
 pytestmark = pytest.mark.slow

@@ -7,8 +7,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
 from conftest import Nucleus
+
 from nucleus.state import MIGRATIONS, SCHEMA_VERSION, RootRecord, State, StateError
 
 

@@ -37,6 +37,3 @@ class BuiltinService(Service):
         self._started = False
         await self.close()
 
-    @property
-    def has_work(self) -> bool:
-        return self.state not in (State.FINISHED, State.BROKEN)

@@ -32,6 +32,8 @@ class KernelObserver(Protocol):
 
     def spawned(self, service: Service, step: Step, process: StepProcess) -> None: ...
 
+    def reaped(self, service: Service, process: StepProcess) -> None: ...
+
     def needs_bootstrap(self, spec: ComponentSpec) -> bool: ...
 
     def record_bootstrap(self, spec: ComponentSpec) -> None: ...
@@ -126,11 +128,13 @@ class Kernel:
 
     def step_environment(self, service: Service, step: Step) -> dict[str, str]:
         env = dict(self.base_environment)
-        env["SVCUID"] = env["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = service.token
         if self.credentials_url:
             env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = self.credentials_url
         env.update(service.spec.lifecycle.setenv)
         env.update(step.setenv)
+        # Last, so that no Setenv can change them: the token is how a stop finds every process of the
+        # component, and what the token exchange service checks.
+        env["SVCUID"] = env["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = service.token
         return env
 
     def token_matches(self, token: str) -> bool:
@@ -155,6 +159,10 @@ class Kernel:
         self.nucleus_log.event("step-start", component=service.name, step=step.name, pid=process.pid)
         if self.options.observer:
             self.options.observer.spawned(service, step, process)
+
+    def on_reaped(self, service: Service, process: StepProcess) -> None:
+        if self.options.observer:
+            self.options.observer.reaped(service, process)
 
     def on_transition(self, service: Service, old: State, new: State, cause: str) -> None:
         self.nucleus_log.event("component-state", component=service.name, version=service.spec.version,
@@ -207,12 +215,13 @@ class Kernel:
     # -- deployments and stops -------------------------------------------------------------------
 
     async def deploy(self, specs: Iterable[ComponentSpec], make_service: Callable[[ComponentSpec], Service],
-                     hold: frozenset[str] = frozenset()) -> list[str]:
+                     hold: frozenset[str] = frozenset(), requested: frozenset[str] = frozenset()) -> list[str]:
         """Create, replace or keep a service per spec (dependency order); returns the names that change.
 
         A changed component is stopped before this returns (its running HARD dependents restart with it),
         so that whoever waits for the outcome sees the new lifecycle, not the old one. New services named
-        in `hold` are created but not started (components stopped with `nucleus stop`).
+        in `hold` are created but not started (components stopped with `nucleus stop`); a component stopped
+        with `nucleus stop`, or BROKEN, starts again only when it is `requested` (its recipe deployed anew).
         """
         changed = []
         for spec in specs:
@@ -224,8 +233,8 @@ class Kernel:
                 else:
                     service.launch(State.NEW)
                     changed.append(spec.name)
-            elif existing.spec.digest != spec.digest or existing.state is State.BROKEN \
-                    or existing.stopped_by_user:
+            elif existing.spec.digest != spec.digest or (
+                    spec.name in requested and (existing.state is State.BROKEN or existing.stopped_by_user)):
                 self.restart_dependents(existing, f"its dependency {spec.name} is being redeployed")
                 await existing.restart(f"redeployed {spec.version}", reinstall=True, spec=spec)
                 changed.append(spec.name)
@@ -275,4 +284,4 @@ class Kernel:
     async def stop_all(self, cause: str) -> None:
         for task in list(self._tasks):
             task.cancel()
-        await self.stop_services([s for s in self.services.values() if s.has_work], cause)
+        await self.stop_services(list(self.services.values()), cause)

@@ -9,13 +9,15 @@ group is still found.
 
 from __future__ import annotations
 
-from typing import NamedTuple
 import asyncio
 import errno
 import os
 import signal
 import subprocess
 from collections.abc import Callable, Collection, Iterable
+from typing import NamedTuple
+
+from nucleus.procinfo import HAVE_PROC, start_time, status
 
 LineSink = Callable[[str, str], None]  # (level, text): stdout lines are INFO, stderr lines WARN
 MAX_LINE = 64 * 1024  # a longer run without a newline is cut into lines of this size
@@ -143,10 +145,11 @@ def spawn(loop: asyncio.AbstractEventLoop, watcher: ChildWatcher, script: str, *
         popen = subprocess.Popen(
             ["sh", "-c", script], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out_write,
             stderr=err_write, start_new_session=True, close_fds=True)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte, an `=` in a variable name
         os.close(out_read)
         os.close(err_read)
-        raise StepStartError(f"cannot start sh in {cwd}: {exc.strerror}") from None
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise StepStartError(f"cannot start sh in {cwd}: {reason}") from None
     finally:
         os.close(out_write)
         os.close(err_write)
@@ -181,42 +184,60 @@ def _signal_groups(pgids: Iterable[int], sig: int) -> None:
             pass
 
 
-def _signal_processes(procs: list, sig: int) -> None:
-    import psutil
+class _Proc(NamedTuple):
+    """A process seen in the process table; its start time tells it apart from a later one with its pid."""
 
+    pid: int
+    started: float
+
+
+def _alive(proc: _Proc) -> bool:
+    if HAVE_PROC:
+        found = status(proc.pid)
+        return found is not None and found[0] != "Z" and found[1] == proc.started
+    return start_time(proc.pid) == proc.started
+
+
+def _signal_processes(procs: list[_Proc], sig: int) -> None:
     for proc in procs:
-        try:
-            proc.send_signal(sig)  # psutil checks the pid was not reused meanwhile
-        except psutil.Error:
-            pass
+        if _alive(proc):  # not a stranger that got the pid meanwhile
+            try:
+                os.kill(proc.pid, sig)
+            except OSError:
+                pass
 
 
-def _find_by_token(tokens: Collection[str]) -> list:
+def _find_by_token(tokens: Collection[str]) -> list[_Proc]:
     """One pass over the process table: every live process whose environment carries one of `tokens`.
 
-    This is what finds a daemon that left its step's process group and lost its parent.
+    This is what finds a daemon that left its step's process group and lost its parent. On Linux it reads
+    `/proc` directly (a few milliseconds for hundreds of processes); elsewhere it asks psutil.
     """
+    me, found = os.getpid(), []
+    if HAVE_PROC:
+        needles = [f"\0SVCUID={token}\0".encode() for token in tokens]
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == me:
+                continue
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as stream:
+                    environment = b"\0" + stream.read() + b"\0"
+            except OSError:  # gone, or another user's
+                continue
+            if any(needle in environment for needle in needles):
+                info = status(int(entry))
+                if info is not None and info[0] != "Z":
+                    found.append(_Proc(int(entry), info[1]))
+        return found
     import psutil
 
-    me, found = os.getpid(), []
     for proc in psutil.process_iter():
-        if proc.pid == me:
-            continue
         try:
-            if proc.environ().get("SVCUID") in tokens and _alive(proc):
-                found.append(proc)
+            if proc.pid != me and proc.environ().get("SVCUID") in tokens and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(_Proc(proc.pid, proc.create_time()))
         except psutil.Error:
             continue
     return found
-
-
-def _alive(proc: object) -> bool:
-    import psutil
-
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE  # type: ignore[attr-defined]
-    except psutil.Error:
-        return False
 
 
 async def _wait_groups_empty(pgids: list[int], timeout: float) -> list[int]:

@@ -120,9 +120,17 @@ class Service:
                 return
             except StepFailed as failure:
                 next_phase = await self._errored(failure)
-                if next_phase is None:
-                    return
-                phase = next_phase
+            except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:  # noqa: BLE001 - a bug or a system limit must not leave it stuck
+                origin = State.NEW if self.state in (State.NEW, State.INSTALLED) else self.state
+                origin = origin if origin in (State.NEW, State.STARTING, State.RUNNING) else State.RUNNING
+                self.kernel.nucleus_log.event("step-error", level="ERROR", component=self.name,
+                                              error=f"{type(exc).__name__}: {exc}")
+                next_phase = await self._errored(StepFailed(origin, f"{type(exc).__name__}: {exc}"))
+            if next_phase is None:
+                return
+            phase = next_phase
 
     async def _install(self) -> None:
         if self.kernel.needs_bootstrap(self.spec) and self.spec.lifecycle.step("bootstrap"):
@@ -193,7 +201,7 @@ class Service:
                                     f"last: {failure.cause}")
             return None
         if self.spec.lifecycle.step("recover"):
-            code, note = await self._run_step("recover", State.ERRORED)
+            code, note = await self._run_step_safely("recover", State.ERRORED)
             await self._end_all()
             if code != 0:
                 self.log.event(f"recover {note}")
@@ -240,6 +248,13 @@ class Service:
         process = self._spawn(step, origin)
         return await self._wait_step(process, step, origin)
 
+    async def _run_step_safely(self, name: str, origin: State) -> tuple[int, str]:
+        """A step whose failure must not stop what comes after it (shutdown, recover)."""
+        try:
+            return await self._run_step(name, origin)
+        except StepFailed as failure:
+            return -1, failure.cause
+
     async def _wait_step(self, process: StepProcess, step: Step, origin: State) -> tuple[int, str]:
         timeout = step.effective_timeout
         try:
@@ -258,6 +273,7 @@ class Service:
     def _forget(self, process: StepProcess) -> None:
         if process in self._steps and process.returncode is not None:
             self._steps.remove(process)
+            self.kernel.on_reaped(self, process)
 
     async def _end_all(self, sweep: bool = True) -> None:
         """End every process of this component: the groups of its live steps and (with `sweep`) anything
@@ -269,6 +285,7 @@ class Service:
             if process.returncode is None:
                 await process.wait()
             process.close_output()
+            self.kernel.on_reaped(self, process)
         self._steps.clear()
         if report.killed:
             self.log.event(f"{report.killed} process group(s) or process(es) ignored SIGTERM and were killed")
@@ -290,25 +307,29 @@ class Service:
         if self.state is not State.STOPPING:  # a restart cancelled half-way is already stopping
             self._set(State.STOPPING, cause)
         if self._started and self.spec.lifecycle.step("shutdown"):
-            code, note = await self._run_step("shutdown", State.STOPPING)
+            code, note = await self._run_step_safely("shutdown", State.STOPPING)
             if code != 0:
                 self.log.event(f"shutdown {note}")
         self._started = False
         await self._end_all(sweep)
 
-    @property
-    def has_work(self) -> bool:
-        """Whether a stop has anything to do (processes, a lifecycle in progress, a shutdown step)."""
-        return self.state not in (State.FINISHED, State.BROKEN) or bool(self._steps)
-
-    async def stop(self, cause: str, sweep: bool = True) -> None:
+    async def stop(self, cause: str, sweep: bool = True, *, by_user: bool = False) -> None:
         """Stop the component: STOPPING, shutdown, end its processes, FINISHED. BROKEN stays BROKEN.
 
-        `sweep=False` leaves the search for its strays (by token) to a caller stopping many at once."""
+        A FINISHED or BROKEN component has no step running, but its steps may have left processes in the
+        background: those are ended too. `sweep=False` leaves the search for strays (by token) to a caller
+        stopping many components at once. `by_user`: it stays stopped until deployed or restarted.
+        """
         async with self._control:
-            if self.state is State.BROKEN or (self.state is State.FINISHED and not self._steps
-                                              and not (self._started and self.spec.lifecycle.step("shutdown"))):
+            if by_user:
+                self.stopped_by_user = True
+            idle = self.state is State.BROKEN or (
+                self.state is State.FINISHED and not self._steps
+                and not (self._started and self.spec.lifecycle.step("shutdown")))
+            if idle:
                 await self._cancel_lifecycle()
+                if sweep:
+                    await self._end_all(sweep)
                 return
             await self._halt(cause, sweep)
             self._set(State.FINISHED, cause)

@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 NodePath = tuple  # of str (mapping keys) and int (list indexes)
+MAX_DEPTH = 200  # nesting deeper than any recipe needs; beyond it, an error instead of a recursion crash
 Mark = tuple  # (line, column), both 1-based
 
 
@@ -142,13 +143,22 @@ class _YamlBuilder:
             line, column = _node_mark(node)
             raise LoadError(self.doc.source, line, column, "an alias refers to itself or expands too far",
                             "write the values out instead of using anchors and aliases here")
+        if len(path) > MAX_DEPTH:
+            line, column = _node_mark(node)
+            raise LoadError(self.doc.source, line, column, f"values are nested more than {MAX_DEPTH} deep",
+                            "flatten the structure")
         if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
             self._active.add(id(node))
             try:
                 return self._collection(node, path)
             finally:
                 self._active.discard(id(node))
-        value = self.loader.construct_object(node, deep=True)
+        try:
+            value = self.loader.construct_object(node, deep=True)
+        except (ValueError, TypeError, OverflowError) as exc:  # `!!int abc`, `!!timestamp 2020-13-45`
+            line, column = _node_mark(node)
+            raise LoadError(self.doc.source, line, column, f"invalid YAML: {node.value!r} cannot be read as "
+                            f"{node.tag.rsplit(':', 1)[-1]} ({exc})", "remove the tag, or quote the value") from None
         if not isinstance(value, str) and value is not None:
             self.doc.texts[path] = node.value
         return value
@@ -254,6 +264,8 @@ class _JsonReader:
         text, pos = self.text, self.pos
         if pos >= len(text):
             self._fail("the document ends too early", "close every { and [ that is opened")
+        if len(path) > MAX_DEPTH:
+            self._fail(f"values are nested more than {MAX_DEPTH} deep", "flatten the structure")
         char = text[pos]
         if char == "{":
             return self._object(path)

@@ -12,6 +12,7 @@ against the JSON Schema.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -38,6 +39,7 @@ NAME_PATTERN = re.compile(r"^[a-zA-Z0-9\-_.]+$")
 MAX_NAME_LENGTH = 128
 MAX_VERSION_LENGTH = 64
 MAX_VERSION_NUMBER = 999_999
+MAX_TIMEOUT = 2**31 - 1  # Greengrass reads Timeout as a Java int
 SKIPIF_PATTERN = re.compile(r"^(!?)\s*(onpath|exists)\s+(\S.*)$", re.IGNORECASE)
 HASH_ALGORITHMS = {"SHA-1": "sha1", "SHA-224": "sha224", "SHA-256": "sha256", "SHA-384": "sha384",
                    "SHA-512": "sha512", "MD5": "md5"}
@@ -195,7 +197,16 @@ class _Walker:
                 self.error(item_path, f"must be text, not {_kind(item)}",
                            "quote the value")
                 continue
-            result[str(key)] = "" if item is None else (self.text(item, item_path, key) or "")
+            name = str(key)
+            if not name or "=" in name or "\0" in name:
+                self.error(item_path, f"'{name}' cannot be an environment variable name",
+                           "use a name without '=' (letters, digits and '_' are safest)")
+                continue
+            text = "" if item is None else (self.text(item, item_path, key) or "")
+            if "\0" in text:
+                self.error(item_path, "contains a NUL character", "an environment value cannot hold one")
+                continue
+            result[name] = text
         return result
 
     # -- the recipe ------------------------------------------------------------------------------
@@ -516,6 +527,9 @@ class _Walker:
             return None
         if not isinstance(value, dict):
             script = self.text(value, path, f"the {name} step")
+            if script and "\0" in script:
+                self.error(path, "contains a NUL character", "a shell script cannot hold one; remove it")
+                return None
             return Step(name, script) if script and script.strip() else None
         if not value:
             return None
@@ -528,6 +542,9 @@ class _Walker:
 
         script_value, script_path = field_value("Script")
         script = None if script_value is _MISSING else self.text(script_value, script_path, "Script")
+        if script and "\0" in script:
+            self.error(script_path, "contains a NUL character", "a shell script cannot hold one; remove it")
+            return None
         timeout = self.timeout(*field_value("Timeout"))
         skipif = self.skipif(*field_value("Skipif"))
         privilege = self.flag(*field_value("RequiresPrivilege"))
@@ -549,10 +566,14 @@ class _Walker:
             number = value
         elif isinstance(value, str) and re.fullmatch(r"\s*\d+(\.0*)?\s*", value):
             number = float(value)
-        if number is None or number != int(number) or number <= 0:
+        if number is None or not math.isfinite(number) or number != int(number) or number <= 0:
             shown = self.doc.texts.get(path, value)
             self.error(path, f"'{shown}' is not a positive whole number of seconds",
                        "write the number of seconds, e.g. Timeout: 300")
+            return None
+        if number > MAX_TIMEOUT:
+            self.error(path, f"'{self.doc.texts.get(path, value)}' seconds is more than Greengrass allows",
+                       f"use at most {MAX_TIMEOUT} (about 68 years), or leave Timeout out")
             return None
         return int(number)
 

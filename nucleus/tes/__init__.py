@@ -6,8 +6,19 @@ See docs/tes.md.
 """
 
 from nucleus.tes.cache import CacheStatistics, CredentialCache
-from nucleus.tes.provider import Credentials, CredentialsProvider, ProviderError, check_settings
-from nucleus.tes.server import PATH, CredentialServer, CredentialSource, ServerStatistics, TokenSet
+from nucleus.tes.provider import (
+    Credentials,
+    CredentialsProvider,
+    ProviderError,
+    check_settings,
+)
+from nucleus.tes.server import (
+    PATH,
+    CredentialServer,
+    CredentialSource,
+    ServerStatistics,
+    TokenSet,
+)
 
 __all__ = [
     "PATH",

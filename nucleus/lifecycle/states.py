@@ -25,7 +25,6 @@ class State(enum.Enum):
 
 READY = frozenset({State.RUNNING, State.FINISHED})  # its HARD dependents may start
 ACTIVE = frozenset({State.STARTING, State.RUNNING})  # a restart of a HARD dependency restarts these
-WORKING = frozenset({State.NEW, State.INSTALLED, State.STARTING, State.ERRORED, State.STOPPING})  # not settled yet
 
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.NEW: frozenset({State.INSTALLED, State.ERRORED, State.STOPPING}),

@@ -166,7 +166,10 @@ def make_plan(request: PlanRequest, layout: RootLayout, config: NucleusConfig,
 
 
 def _add_stored(store: Store, candidates: _Candidates, wanted: set[str], warnings: list[str]) -> None:
-    """Stored recipes of every name reachable from `wanted` (read only when they may matter)."""
+    """Stored recipes of every name reachable from `wanted` (read only when they may matter).
+
+    The dependencies of the recipes given are queued up front; those of stored recipes as they are read.
+    """
     seen: set[str] = set()
     queue = list(wanted) + [d.name for r in candidates.recipes.values() for d in r.dependencies]
     while queue:
@@ -174,9 +177,6 @@ def _add_stored(store: Store, candidates: _Candidates, wanted: set[str], warning
         if name in seen or name in BUILTIN_NAMES:
             continue
         seen.add(name)
-        for recipe in candidates.recipes.values():
-            if recipe.name == name:
-                queue.extend(d.name for d in recipe.dependencies)
         for version, path in store.stored_versions(name).items():
             if (name, version) in candidates.recipes:
                 continue

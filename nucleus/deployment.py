@@ -18,11 +18,12 @@ from nucleus.errors import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, Nucl
 from nucleus.lifecycle.builtin import BuiltinService
 from nucleus.lifecycle.kernel import Kernel
 from nucleus.lifecycle.process import StepProcess, end_processes
+from nucleus.lifecycle.reaper import Orphan
 from nucleus.lifecycle.service import ComponentSpec, Service
 from nucleus.lifecycle.states import State
 from nucleus.paths import RootLayout
 from nucleus.planning import Plan, PlanRequest, make_plan
-from nucleus.procinfo import boot_id, start_time
+from nucleus.procinfo import boot_id, children_of, start_time
 from nucleus.recipe.model import GENERIC, Step
 from nucleus.state import ComponentRecord, ProcessRecord, now_iso
 from nucleus.state import State as StateDB
@@ -101,6 +102,17 @@ class Recorder:
                                                  service.token))
             self._schedule()
 
+    def adopted(self, service: Service, orphan: Orphan) -> None:
+        """An orphan of the component's steps came to the nucleus: recorded, so that a nucleus killed later
+        still ends it on its next start (it may carry no token any more)."""
+        self._processes.append(ProcessRecord(orphan.pid, orphan.started, self._boot_id, service.name,
+                                             service.token, "process"))
+        self._schedule()
+
+    def orphan_gone(self, orphan: Orphan) -> None:
+        self._gone.append((orphan.pid, orphan.started))
+        self._schedule()
+
     def reaped(self, service: Service, process: StepProcess) -> None:
         """A step's leader is gone: its group can no longer be vouched for, so its record goes."""
         started = self._started.pop(process.pid, None)
@@ -146,8 +158,13 @@ async def end_leftovers(state: StateDB) -> int:
     if not tokens:
         return 0
     this_boot = boot_id()
-    groups = [r.pgid for r in records if r.boot_id == this_boot and start_time(r.pgid) == r.start_time]
-    report = await end_processes(groups, tokens, 5.0)
+    mine = [r for r in records if r.boot_id == this_boot and start_time(r.pgid) == r.start_time]
+    groups = [r.pgid for r in mine if r.kind == "group"]
+    # Step leaders are subreapers: a daemon that left its group and cleared its environment is still a
+    # child of its leader while that lives (see lifecycle/reaper.py).
+    adopted = [(r.pgid, r.start_time) for r in mine if r.kind == "process"]
+    adopted += [(pid, started) for pid in children_of(*groups) if (started := start_time(pid)) is not None]
+    report = await end_processes(groups, tokens, 5.0, lambda: adopted)
     state.clear_processes()
     return report.terminated
 

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from nucleus.errors import NucleusError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -65,6 +65,11 @@ MIGRATIONS: dict[int, str] = {
         -- the configuration (JSON) each component runs with
         ALTER TABLE components ADD COLUMN configuration TEXT NOT NULL DEFAULT '{}';
     """,
+    3: """
+        -- 'group': a step's process group, `pgid` its leader. 'process': one process the nucleus adopted
+        -- from a component (its parent died), `pgid` its pid
+        ALTER TABLE processes ADD COLUMN kind TEXT NOT NULL DEFAULT 'group';
+    """,
 }
 
 SQL_SCHEMA_VERSION = "PRAGMA user_version"
@@ -89,9 +94,9 @@ SQL_UPSERT_COMPONENT = """
 SQL_LIST_COMPONENTS = ("SELECT name, version, state, builtin, digest, cause, stopped, token, updated_at, "
                        "configuration FROM components ORDER BY name")
 SQL_DELETE_COMPONENT = "DELETE FROM components WHERE name = ?"
-SQL_INSERT_PROCESS = ("INSERT OR REPLACE INTO processes (pgid, start_time, boot_id, component, token) "
-                      "VALUES (?, ?, ?, ?, ?)")
-SQL_LIST_PROCESSES = "SELECT pgid, start_time, boot_id, component, token FROM processes"
+SQL_INSERT_PROCESS = ("INSERT OR REPLACE INTO processes (pgid, start_time, boot_id, component, token, kind) "
+                      "VALUES (?, ?, ?, ?, ?, ?)")
+SQL_LIST_PROCESSES = "SELECT pgid, start_time, boot_id, component, token, kind FROM processes"
 SQL_CLEAR_PROCESSES = "DELETE FROM processes"
 SQL_DELETE_PROCESS = "DELETE FROM processes WHERE pgid = ? AND start_time = ?"
 SQL_IS_BOOTSTRAPPED = "SELECT 1 FROM bootstrapped WHERE name = ? AND version = ? AND digest = ?"
@@ -126,11 +131,12 @@ class RootRecord(NamedTuple):
 
 
 class ProcessRecord(NamedTuple):
-    pgid: int
+    pgid: int  # the group's leader, or the process itself (kind 'process')
     start_time: float
     boot_id: str
     component: str
     token: str
+    kind: str = "group"  # 'group' | 'process'
 
 
 def now_iso() -> str:
@@ -223,7 +229,7 @@ class State:
                 (r.name, r.version, r.state, int(r.builtin), r.digest, r.cause, int(r.stopped), r.token,
                  r.updated_at, r.configuration) for r in components])
             self._db.executemany(SQL_INSERT_PROCESS, [
-                (r.pgid, r.start_time, r.boot_id, r.component, r.token) for r in processes])
+                (r.pgid, r.start_time, r.boot_id, r.component, r.token, r.kind) for r in processes])
             self._db.executemany(SQL_DELETE_PROCESS, list(gone))
 
     def components(self) -> list[ComponentRecord]:

@@ -24,6 +24,20 @@ def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
         time.sleep(0.05)
 
 
+DOUBLE_FORK = r"""
+import os, sys
+# A classic daemon: fork, setsid, fork again, and exec with an empty environment (no SVCUID left).
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        with open(sys.argv[1], "w") as out:
+            out.write(str(os.getpid()))
+        os.execve("/bin/sleep", ["sleep", "300"], {})
+    os._exit(0)
+os.wait()
+"""
+
+
 def nucleus_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for a nucleus subprocess: this working copy first on the path."""
     env = dict(os.environ)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import Nucleus, wait_for
+from conftest import DOUBLE_FORK, Nucleus, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -144,6 +144,60 @@ def test_kill_9_then_start_brings_back_exactly_what_ran(nucleus: Nucleus, daemon
     assert not marked(marker)
 
 
+
+
+def test_tokenless_daemons_belong_to_their_component_even_across_kill_9(nucleus: Nucleus, daemon: Daemon) -> None:
+    # Issue 11, item 3: orphans come back to the nucleus (a subreaper) and stay their component's.
+    script = nucleus.workdir / "daemonize.py"
+    script.write_text(DOUBLE_FORK)
+    pids = {name: nucleus.workdir / f"{name}.pid" for name in ("a", "b", "c")}
+    a = nucleus.recipe("com.example.A", f"Run: python3 {script} {pids['a']} && sleep 300")
+    b = nucleus.recipe("com.example.B", f"Startup: python3 {script} {pids['b']}")
+    c = nucleus.recipe("com.example.C", f"Run: python3 {script} {pids['c']} && sleep 300")
+    proc = daemon.start()
+    assert nucleus.run("deploy", str(a), str(b), str(c)).code == 0
+    wait_for(lambda: all(p.exists() and p.read_text() for p in pids.values()), what="three daemons")
+    daemons = {name: psutil.Process(int(path.read_text())) for name, path in pids.items()}
+    assert nucleus.run("stop", "com.example.A").code == 0
+    assert not daemons["a"].is_running() or daemons["a"].status() == psutil.STATUS_ZOMBIE
+    assert daemons["b"].is_running() and daemons["c"].is_running()  # only A's daemon was A's
+    proc.kill()  # B's daemon is the nucleus's adopted child; C's is still its step leader's child
+    proc.wait()
+    daemon.start()  # ends what the killed nucleus left behind, then restores B and C (new daemons)
+    for name in ("b", "c"):
+        wait_for(lambda: not daemons[name].is_running() or daemons[name].status() == psutil.STATUS_ZOMBIE,
+                 timeout=15, what=f"the {name} daemon of the killed nucleus to be ended")
+    daemon.stop()
+
+
+def test_a_component_keeps_its_token_while_the_nucleus_runs(nucleus: Nucleus, daemon: Daemon) -> None:
+    # As classic (AuthenticationHandler: one token per service object): redeploys keep it; a new nucleus
+    # run or a removal gives a new one (docs/tes.md, issue 11 item 14).
+    tokens = nucleus.workdir / "tokens"
+
+    def deploy(version: str) -> None:
+        recipe = nucleus.recipe("com.example.Tok", f"Run: echo $SVCUID >> {tokens}", version=version)
+        assert nucleus.run("deploy", str(recipe)).code == 0
+
+    daemon.start()
+    deploy("1.0.0")
+    deploy("2.0.0")
+    assert nucleus.run("restart", "com.example.Tok").code == 0
+    first = lines_of(tokens)
+    assert len(first) == 3 and len(set(first)) == 1
+    assert nucleus.run("remove", "com.example.Tok").code == 0
+    deploy("2.0.0")
+    daemon.stop()
+    daemon.start()  # restores it: a new nucleus run
+    wait_for(lambda: len(lines_of(tokens)) == 5, what="the restored run")
+    assert len(set(lines_of(tokens))) == 3
+    daemon.stop()
+
+
+def lines_of(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
 def test_redeploy_changed_restarts_unchanged_stays(nucleus: Nucleus, daemon: Daemon) -> None:
     daemon.start()
     marker = f"svc-{os.getpid()}-re"
@@ -182,6 +236,33 @@ def test_remove_is_refused_while_needed_and_takes_unneeded_dependencies(nucleus:
     assert list_json(nucleus) == []  # Base went too: nothing needs it any more
     statuses = [d["status"] for d in json.loads(nucleus.run("deployments", "--json").out)]
     assert statuses == ["SUCCEEDED", "SUCCEEDED"]
+
+
+def test_uninstall_runs_when_a_component_is_removed(nucleus: Nucleus, daemon: Daemon) -> None:
+    # Greengrass >= 2.17's Uninstall step (issue 11, item 4): after the stop, with the usual environment.
+    record = nucleus.workdir / "uninstalled"
+    app = nucleus.recipe("com.example.Gone", f"""
+        Run: sleep 60
+        Uninstall: echo "uninstall $SVCUID $(pwd)" >> {record}
+    """)
+    assert nucleus.run("validate", str(app)).err == ""  # a known step, not an "unknown key" warning
+    daemon.start()
+    assert nucleus.run("deploy", str(app)).code == 0
+    assert not record.exists()
+    assert nucleus.run("restart", "com.example.Gone").code == 0
+    assert not record.exists()  # a restart is not a removal
+    assert nucleus.run("remove", "com.example.Gone").code == 0
+    words = record.read_text().split()
+    assert words[0] == "uninstall" and len(words[1]) == 16
+    assert words[2] == str(nucleus.root / "work" / "com.example.Gone")
+    assert "[lifecycle] uninstall exited 0" in nucleus.log("com.example.Gone")
+    # A deployment that drops a component (here: a rollback of the deployment that added it) uninstalls it too.
+    added = nucleus.recipe("com.example.Added", f"""
+        Run: exit 1
+        Uninstall: echo added-uninstalled >> {record}
+    """)
+    assert nucleus.run("deploy", str(added), "--on-failure", "rollback").code == 1
+    assert record.read_text().splitlines()[-1] == "added-uninstalled"
 
 
 def test_rollback_after_a_broken_component(nucleus: Nucleus, daemon: Daemon) -> None:

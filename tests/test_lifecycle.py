@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import Nucleus, wait_for
+from conftest import DOUBLE_FORK, Nucleus, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -319,3 +319,90 @@ def test_docs_diagram_matches_the_transition_table() -> None:
     from nucleus.lifecycle.states import mermaid
 
     assert mermaid() in (REPO / "docs" / "lifecycle.md").read_text()
+
+
+def test_a_skipped_startup_falls_through_to_run(nucleus: Nucleus) -> None:
+    # Greengrass runs `run` when `startup` is absent or skipped (issue 11, item 1).
+    recipe = nucleus.recipe("com.example.SkipStartup", """
+        Startup:
+          Skipif: onpath sh
+          Script: echo startup-ran
+        Run: echo run-ran
+    """)
+    result = nucleus.run("deploy", str(recipe), timeout=60)
+    assert result.code == 0, result.err
+    assert "run-ran" in result.out and "startup-ran" not in result.out
+    assert "STARTING -> RUNNING (startup skipped (onpath sh); run started" in result.out
+    assert "RUNNING -> FINISHED (run exited 0)" in result.out
+
+
+def test_startup_wins_over_run_when_it_is_not_skipped(nucleus: Nucleus) -> None:
+    recipe = nucleus.recipe("com.example.BothSteps", """
+        Startup: echo startup-ran
+        Run: echo run-ran
+    """)
+    proc = nucleus.popen("--config", config(nucleus), "deploy", str(recipe))
+    wait_for(lambda: "RUNNING" in nucleus.log("com.example.BothSteps"), what="RUNNING")
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert "startup-ran" in out and "run-ran" not in out
+
+
+NON_REAPING_PARENT = r"""
+import ctypes, subprocess, sys
+# A subreaper that never reaps orphans: the PID 1 of some containers. Without the nucleus being a subreaper
+# itself, a component's orphans would end up here as zombies, and a stop would wait for them.
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)
+sys.exit(subprocess.call(sys.argv[1:]))
+"""
+
+
+def test_a_stop_does_not_wait_for_orphans_that_nobody_reaps(nucleus: Nucleus) -> None:
+    # Issue 11, item 2: the nucleus is a child subreaper and reaps every orphan of its components at once.
+    import subprocess
+    import sys
+
+    from conftest import nucleus_command, nucleus_env
+
+    recipe = nucleus.recipe("com.example.Orphaning", "Run: (sleep 60 &); sleep 60")
+    command = nucleus_command(nucleus.root, "--config", config(nucleus), "deploy", str(recipe))
+    parent = subprocess.Popen([sys.executable, "-c", NON_REAPING_PARENT, *command], cwd=nucleus.workdir,
+                              env=nucleus_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        wait_for(lambda: "RUNNING" in nucleus.log("com.example.Orphaning"), what="RUNNING")
+        [deployer] = [c for c in psutil.Process(parent.pid).children() if "nucleus" in c.cmdline()]
+        deployer.send_signal(signal.SIGINT)
+        out, err = parent.communicate(timeout=30)
+    finally:
+        if parent.poll() is None:
+            os.killpg(parent.pid, signal.SIGKILL)
+    assert parent.returncode == 130, err
+    log = nucleus.log("com.example.Orphaning")
+    assert "RUNNING -> STOPPING" in log and "STOPPING -> FINISHED" in log
+    assert "ignored SIGTERM and were killed" not in log  # the group emptied: no wait for a zombie
+
+
+
+
+def test_a_double_forked_daemon_without_its_token_is_stopped_with_its_component(nucleus: Nucleus) -> None:
+    # Issue 11, item 3: with the subreaper, it comes back to the nucleus and belongs to its component.
+    script = nucleus.workdir / "daemonize.py"
+    script.write_text(DOUBLE_FORK)
+    run_pid, startup_pid = nucleus.workdir / "run.pid", nucleus.workdir / "startup.pid"
+    while_running = nucleus.recipe("com.example.RunDaemon", f"Run: python3 {script} {run_pid} && sleep 60")
+    after_startup = nucleus.recipe("com.example.StartupDaemon", f"Startup: python3 {script} {startup_pid}")
+    proc = nucleus.popen("--config", config(nucleus), "deploy", str(while_running), str(after_startup))
+    try:
+        wait_for(lambda: lines(run_pid) and lines(startup_pid), what="both daemons")
+        daemons = [int(lines(run_pid)[0]), int(lines(startup_pid)[0])]
+        wait_for(lambda: "RUNNING" in nucleus.log("com.example.StartupDaemon"), what="RUNNING")
+        assert all(alive(pid) for pid in daemons)
+        assert all("SVCUID" not in psutil.Process(pid).environ() for pid in daemons)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert not any(alive(pid) for pid in daemons)

@@ -142,10 +142,11 @@ def test_user_named_things_keep_their_case() -> None:
     assert recipe.manifests[0].lifecycle.steps["run"].setenv == {"Path_Extra": "c"}
 
 
-def test_startup_and_run_together_keeps_startup_with_a_warning() -> None:
+def test_startup_and_run_together_keeps_both_with_a_warning() -> None:
+    # Both are kept: Greengrass runs `run` when `startup` is skipped (issue 11, item 1).
     result = check(MINIMAL.replace("Run: echo hi", "Startup: echo up\n      Run: echo hi"))
-    assert list(result.recipe.manifests[0].lifecycle.steps) == ["startup"]
-    assert "only Startup runs" in str(result.warnings[0])
+    assert list(result.recipe.manifests[0].lifecycle.steps) == ["startup", "run"]
+    assert "Run is used only when Startup is skipped" in str(result.warnings[0])
 
 
 # -- the global lifecycle and selections (the three forms of the recipe reference) ---------------

@@ -16,7 +16,8 @@ from typing import NamedTuple, Protocol
 
 from nucleus.config import NucleusConfig
 from nucleus.lifecycle.logs import ComponentLog, Echo, NucleusLog
-from nucleus.lifecycle.process import ChildWatcher, StepProcess
+from nucleus.lifecycle.process import StepProcess
+from nucleus.lifecycle.reaper import Orphan, Reaper
 from nucleus.lifecycle.service import ComponentSpec, Service
 from nucleus.lifecycle.states import ACTIVE, State
 from nucleus.paths import RootLayout
@@ -37,6 +38,10 @@ class KernelObserver(Protocol):
     def needs_bootstrap(self, spec: ComponentSpec) -> bool: ...
 
     def record_bootstrap(self, spec: ComponentSpec) -> None: ...
+
+    def adopted(self, service: Service, orphan: Orphan) -> None: ...
+
+    def orphan_gone(self, orphan: Orphan) -> None: ...
 
 
 class KernelOptions(NamedTuple):
@@ -92,17 +97,20 @@ class Kernel:
         # Who else hears of each state change while they listen (a daemon client following a deployment).
         self.listeners: set[Callable[[Service, State, State, str], None]] = set()
         self.loop: asyncio.AbstractEventLoop
-        self.watcher: ChildWatcher
+        self.reaper: Reaper
 
     # -- wiring ----------------------------------------------------------------------------------
 
     def open(self) -> None:
         """Attach to the running loop (SIGCHLD handling); call once, from inside the loop."""
         self.loop = asyncio.get_running_loop()
-        self.watcher = ChildWatcher(self.loop)
+        self.reaper = Reaper(self.loop, on_adopted=self._adopted, on_orphan_gone=self._orphan_gone)
+        if not self.reaper.subreaper:
+            self.nucleus_log.event("no-subreaper", level="WARN",
+                                   note="orphans of components go to PID 1; stops find them by token only")
 
     def close(self) -> None:
-        self.watcher.close()
+        self.reaper.close()
         for service in self.services.values():
             service.log.close()
 
@@ -163,6 +171,21 @@ class Kernel:
     def on_reaped(self, service: Service, process: StepProcess) -> None:
         if self.options.observer:
             self.options.observer.reaped(service, process)
+
+    def _adopted(self, orphan: Orphan) -> None:
+        service = orphan.owner
+        assert isinstance(service, Service)
+        self.nucleus_log.event("orphan-adopted", component=service.name, pid=orphan.pid)
+        if self.options.observer:
+            self.options.observer.adopted(service, orphan)
+
+    def _orphan_gone(self, orphan: Orphan) -> None:
+        if self.options.observer:
+            self.options.observer.orphan_gone(orphan)
+
+    def orphans(self, services: Iterable[Service]) -> list[tuple[int, float]]:
+        """(pid, start time) of every process adopted from these services' steps."""
+        return [(o.pid, o.started) for service in services for o in self.reaper.orphans_of(service)]
 
     def on_transition(self, service: Service, old: State, new: State, cause: str) -> None:
         self.nucleus_log.event("component-state", component=service.name, version=service.spec.version,
@@ -268,14 +291,16 @@ class Kernel:
                 self.nucleus_log.event("stop-error", level="ERROR", error=repr(result))
         tokens = {s.token for s in targets.values()}
         if tokens:
-            report = await end_processes((), tokens, self.config.graceful_shutdown_timeout)
+            report = await end_processes((), tokens, self.config.graceful_shutdown_timeout,
+                                         lambda: self.orphans(targets.values()))
             if report.terminated:
                 self.nucleus_log.event("strays-ended", processes=report.terminated, killed=report.killed)
 
     async def remove(self, names: Iterable[str], cause: str) -> list[Service]:
-        """Stop the named services (dependents first) and forget them."""
+        """Stop the named services (dependents first), run their `uninstall` steps, and forget them."""
         services = [self.services[n] for n in names if n in self.services]
         await self.stop_services(services, cause)
+        await asyncio.gather(*(s.uninstall() for s in services if not s.spec.builtin))
         for service in services:
             service.log.close()
             del self.services[service.name]

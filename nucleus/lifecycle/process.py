@@ -1,10 +1,11 @@
 """Step processes: start a script in its own session, stream its lines, learn of its exit, end its tree.
 
 Contract: every `StepProcess` is either waited for (`wait()`) or ended (`end_processes`). Exits are learnt
-from SIGCHLD (one handler for the whole nucleus, no thread per process, no polling); output arrives through
-the event loop's readers. Ending a tree reaches the step's process group, every descendant, and every
-process that carries the component's token in its environment — so a daemon that double-forked out of the
-group is still found.
+from SIGCHLD (the `Reaper`: one handler for the whole nucleus, no thread per process, no polling); output
+arrives through the event loop's readers. Ending a tree reaches the step's process group, every process
+that carries the component's token in its environment, and every orphan the component's step leaders left
+to the nucleus (see `reaper.py`) — so a daemon that double-forked out of the group and cleared its
+environment is still found.
 """
 
 from __future__ import annotations
@@ -14,10 +15,18 @@ import errno
 import os
 import signal
 import subprocess
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Hashable, Iterable
 from typing import NamedTuple
 
-from nucleus.procinfo import HAVE_PROC, start_time, status
+from nucleus.lifecycle.reaper import Reaper
+from nucleus.procinfo import (
+    HAVE_PROC,
+    group_exists,
+    group_has_live_member,
+    start_time,
+    stat_of,
+    subreaper_preexec,
+)
 
 LineSink = Callable[[str, str], None]  # (level, text): stdout lines are INFO, stderr lines WARN
 MAX_LINE = 64 * 1024  # a longer run without a newline is cut into lines of this size
@@ -25,37 +34,6 @@ MAX_LINE = 64 * 1024  # a longer run without a newline is cut into lines of this
 
 class StepStartError(Exception):
     """The step's process could not be started at all (no `sh`, a missing working folder…)."""
-
-
-class ChildWatcher:
-    """Reaps the nucleus's step processes when SIGCHLD says one has exited."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._callbacks: dict[int, Callable[[int], None]] = {}
-        loop.add_signal_handler(signal.SIGCHLD, self.reap)
-
-    def watch(self, pid: int, callback: Callable[[int], None]) -> None:
-        self._callbacks[pid] = callback
-        self._loop.call_soon(self._reap_one, pid)  # it may have exited before we listened
-
-    def reap(self) -> None:
-        """On SIGCHLD (signals coalesce: one may stand for several exits), look at every child."""
-        for pid in list(self._callbacks):
-            self._reap_one(pid)
-
-    def _reap_one(self, pid: int) -> None:
-        if pid not in self._callbacks:
-            return
-        try:
-            done, status = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            done, status = pid, 255 << 8
-        if done:
-            self._callbacks.pop(pid)(os.waitstatus_to_exitcode(status))
-
-    def close(self) -> None:
-        self._loop.remove_signal_handler(signal.SIGCHLD)
 
 
 class _PipeReader:
@@ -107,14 +85,14 @@ class _PipeReader:
 class StepProcess:
     """One running step: `sh -c <script>` in a new session, its output going to `sink`."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, watcher: ChildWatcher, popen: subprocess.Popen,
-                 stdout_fd: int, stderr_fd: int, sink: LineSink) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, reaper: Reaper, popen: subprocess.Popen,
+                 stdout_fd: int, stderr_fd: int, sink: LineSink, owner: Hashable = None) -> None:
         self.pid = popen.pid
         self.pgid = popen.pid  # start_new_session: the shell leads its own group
         self._popen = popen
         self._exit: asyncio.Future[int] = loop.create_future()
         self._readers = [_PipeReader(loop, stdout_fd, "INFO", sink), _PipeReader(loop, stderr_fd, "WARN", sink)]
-        watcher.watch(self.pid, self._exited)
+        reaper.watch(self.pid, self._exited, owner)
 
     def _exited(self, code: int) -> None:
         for reader in self._readers:
@@ -136,16 +114,25 @@ class StepProcess:
             reader.close()
 
 
-def spawn(loop: asyncio.AbstractEventLoop, watcher: ChildWatcher, script: str, *, env: dict[str, str],
-          cwd: str, sink: LineSink) -> StepProcess:
-    """Start `sh -c script` in its own session; raises `StepStartError` if it cannot start."""
+_LEADER_PREEXEC: list[Callable[[], object] | None] = []  # computed on first spawn
+
+
+def spawn(loop: asyncio.AbstractEventLoop, reaper: Reaper, script: str, *, env: dict[str, str],
+          cwd: str, sink: LineSink, owner: Hashable = None) -> StepProcess:
+    """Start `sh -c script` in its own session; raises `StepStartError` if it cannot start.
+
+    The leader is made a child subreaper (when the nucleus is one), so that orphans of the step stay its
+    children while it lives and come to the nucleus, attributed to `owner`, when it exits.
+    """
+    if not _LEADER_PREEXEC:
+        _LEADER_PREEXEC.append(subreaper_preexec() if reaper.subreaper else None)
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
     try:
         popen = subprocess.Popen(
             ["sh", "-c", script], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out_write,
-            stderr=err_write, start_new_session=True, close_fds=True)
-    except (OSError, ValueError) as exc:  # ValueError: a NUL byte, an `=` in a variable name
+            stderr=err_write, start_new_session=True, close_fds=True, preexec_fn=_LEADER_PREEXEC[0])
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:  # ValueError: a NUL byte, an `=` in a name
         os.close(out_read)
         os.close(err_read)
         reason = exc.strerror if isinstance(exc, OSError) else str(exc)
@@ -153,7 +140,7 @@ def spawn(loop: asyncio.AbstractEventLoop, watcher: ChildWatcher, script: str, *
     finally:
         os.close(out_write)
         os.close(err_write)
-    return StepProcess(loop, watcher, popen, out_read, err_read, sink)
+    return StepProcess(loop, reaper, popen, out_read, err_read, sink, owner)
 
 
 # -------------------------------------------------------------------------------- ending trees
@@ -164,16 +151,6 @@ class EndReport(NamedTuple):
 
     terminated: int
     killed: int
-
-
-def _group_exists(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _signal_groups(pgids: Iterable[int], sig: int) -> None:
@@ -192,19 +169,35 @@ class _Proc(NamedTuple):
 
 
 def _alive(proc: _Proc) -> bool:
+    """Alive, and the very process seen before (a zombie has exited: it is not alive)."""
     if HAVE_PROC:
-        found = status(proc.pid)
-        return found is not None and found[0] != "Z" and found[1] == proc.started
+        found = stat_of(proc.pid)
+        return found is not None and found.state != "Z" and found.started == proc.started
     return start_time(proc.pid) == proc.started
 
 
 def _signal_processes(procs: list[_Proc], sig: int) -> None:
+    """Signal each process that is still the one seen before — its whole group when it leads one (a daemon
+    that called setsid takes its own workers along)."""
     for proc in procs:
         if _alive(proc):  # not a stranger that got the pid meanwhile
             try:
-                os.kill(proc.pid, sig)
+                if _leads_group(proc.pid):
+                    os.killpg(proc.pid, sig)
+                else:
+                    os.kill(proc.pid, sig)
             except OSError:
                 pass
+
+
+def _leads_group(pid: int) -> bool:
+    if HAVE_PROC:
+        facts = stat_of(pid)
+        return facts is not None and facts.pgid == pid
+    try:
+        return os.getpgid(pid) == pid
+    except OSError:
+        return False
 
 
 def _find_by_token(tokens: Collection[str]) -> list[_Proc]:
@@ -225,9 +218,9 @@ def _find_by_token(tokens: Collection[str]) -> list[_Proc]:
             except OSError:  # gone, or another user's
                 continue
             if any(needle in environment for needle in needles):
-                info = status(int(entry))
-                if info is not None and info[0] != "Z":
-                    found.append(_Proc(int(entry), info[1]))
+                info = stat_of(int(entry))
+                if info is not None and info.state != "Z":
+                    found.append(_Proc(int(entry), info.started))
         return found
     import psutil
 
@@ -241,18 +234,23 @@ def _find_by_token(tokens: Collection[str]) -> list[_Proc]:
 
 
 async def _wait_groups_empty(pgids: list[int], timeout: float) -> list[int]:
-    """Wait until no process is left in the groups; returns those still populated after `timeout`.
+    """Wait until no live process is left in the groups; returns those still populated after `timeout`.
 
     A process group has no exit event of its own, so this looks every 10 ms — only while a stop's grace
-    period runs. (The leader, our child, is reaped by the SIGCHLD handler meanwhile.)
+    period runs. (Members that are the nucleus's children are reaped by the SIGCHLD handler meanwhile.) A
+    group left with zombies only is empty: every 100 ms the process table is read to tell.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    remaining = [g for g in pgids if _group_exists(g)]
+    remaining = [g for g in pgids if group_exists(g)]
+    polls = 0
     while remaining and loop.time() < deadline:
         await asyncio.sleep(0.01)
-        remaining = [g for g in remaining if _group_exists(g)]
-    return remaining
+        polls += 1
+        remaining = [g for g in remaining if group_exists(g)]
+        if polls % 10 == 0:
+            remaining = [g for g in remaining if group_has_live_member(g)]
+    return [g for g in remaining if group_has_live_member(g)]
 
 
 async def _wait_gone(procs: list, timeout: float) -> list:
@@ -287,25 +285,33 @@ async def _wait_gone(procs: list, timeout: float) -> list:
     return [p for p in pending if _alive(p)]
 
 
-async def end_processes(pgids: Iterable[int], tokens: Collection[str], grace: float) -> EndReport:
-    """SIGTERM to the process groups and to every process carrying one of `tokens`; wait up to `grace`
-    seconds for all of them to go; SIGKILL whatever is left.
+Orphans = Callable[[], Iterable[tuple[int, float]]]  # (pid, start time) of processes adopted from a component
+
+
+async def end_processes(pgids: Iterable[int], tokens: Collection[str], grace: float,
+                        orphans: Orphans | None = None) -> EndReport:
+    """SIGTERM to the process groups, to every process carrying one of `tokens`, and to the `orphans`; wait
+    up to `grace` seconds for all of them to go; SIGKILL whatever is left.
 
     Groups reach every descendant that stayed in the step's group (nearly all of them) with one syscall;
     `tokens` (components' SVCUIDs) find the ones that left it, at the price of one pass over the process
-    table. Only pass groups whose leader is known to be ours and not yet reaped: a group id is a process
-    id, and process ids are reused.
+    table; `orphans` is asked again as leaders die (their orphans come to the nucleus then). Only pass
+    groups whose leader is known to be ours and not yet reaped: a group id is a process id, and process ids
+    are reused.
     """
     loop = asyncio.get_running_loop()
-    groups = [g for g in pgids if _group_exists(g)]
+    groups = [g for g in pgids if group_exists(g)]
     strays = _find_by_token(tokens) if tokens else []
+    strays += _new_orphans(orphans, strays)
     if not groups and not strays:
         return EndReport(0, 0)
     began = loop.time()
     _signal_groups(groups, signal.SIGTERM)
     _signal_processes(strays, signal.SIGTERM)
     left_groups = await _wait_groups_empty(groups, grace)
-    left = await _wait_gone(strays, max(0.0, grace - (loop.time() - began)))
+    adopted = _new_orphans(orphans, strays)  # handed to the nucleus as the groups' leaders exited
+    _signal_processes(adopted, signal.SIGTERM)
+    left = await _wait_gone(strays + adopted, max(0.0, grace - (loop.time() - began)))
     if tokens:  # also whatever was started during the grace period
         known = {p.pid for p in left}
         left += [p for p in _find_by_token(tokens) if p.pid not in known]
@@ -313,5 +319,15 @@ async def end_processes(pgids: Iterable[int], tokens: Collection[str], grace: fl
         _signal_groups(left_groups, signal.SIGKILL)
         _signal_processes(left, signal.SIGKILL)
         await _wait_groups_empty(left_groups, 2.0)
-        await _wait_gone(left, 2.0)
-    return EndReport(len(groups) + len(strays), len(left_groups) + len(left))
+        late = _new_orphans(orphans, strays + adopted)
+        _signal_processes(late, signal.SIGKILL)
+        await _wait_gone(left + late, 2.0)
+        adopted += late
+    return EndReport(len(groups) + len(strays) + len(adopted), len(left_groups) + len(left))
+
+
+def _new_orphans(orphans: Orphans | None, known: list[_Proc]) -> list[_Proc]:
+    if orphans is None:
+        return []
+    seen = {p.pid for p in known}
+    return [_Proc(pid, started) for pid, started in orphans() if pid not in seen]

@@ -75,6 +75,7 @@ class Service:
         self._steps: list[StepProcess] = []  # every step process not yet ended, newest last
         self._errors: dict[State, list[float]] = {}
         self._started = False  # reached STARTING since the last stop: shutdown applies
+        self._running_step: str | None = None  # "startup" or "run": which one made it RUNNING
         self._waiters: list[asyncio.Future] = []
         self._control = asyncio.Lock()  # one stop or restart at a time
         self.last_cause = ""
@@ -156,32 +157,41 @@ class Service:
             await waiting.wait_change()
 
     async def _start(self) -> None:
+        """STARTING, then `startup` — or `run` when there is no startup step or it is skipped (Greengrass's
+        startup handler treats a skipped step as "nothing done" and goes on to the run handler)."""
         deps = self.spec.hard_dependencies
         self._set(State.STARTING, "dependencies ready" if deps else "no dependencies to wait for")
         self._started = True
+        self._running_step = None
         lifecycle = self.spec.lifecycle
-        if lifecycle.step("startup"):
-            code, note = await self._run_step("startup", State.STARTING)
-            if code != 0:
-                raise StepFailed(State.STARTING, f"startup {note}")
-            self._set(State.RUNNING, f"startup {note}")
-        elif lifecycle.step("run"):
-            step = lifecycle.steps["run"]
-            if self._skip(step):
-                self._set(State.FINISHED, f"run skipped ({step.skipif})")
+        startup = lifecycle.step("startup")
+        skipped = ""
+        if startup is not None:
+            if not self._skip(startup):
+                code, note = await self._run_step("startup", State.STARTING, check_skip=False)
+                if code != 0:
+                    raise StepFailed(State.STARTING, f"startup {note}")
+                self._running_step = "startup"
+                self._set(State.RUNNING, f"startup {note}")
                 return
-            process = self._spawn(step, State.STARTING)
-            self._set(State.RUNNING, f"run started, pid {process.pid}")
+            skipped = f"startup skipped ({startup.skipif}); "
+        run = lifecycle.step("run")
+        if run is None:
+            self._set(State.FINISHED, f"{skipped}no run step" if skipped else "no startup or run step")
+        elif self._skip(run):
+            self._set(State.FINISHED, f"{skipped}run skipped ({run.skipif})")
         else:
-            self._set(State.FINISHED, "no startup or run step")
+            process = self._spawn(run, State.STARTING)
+            self._running_step = "run"
+            self._set(State.RUNNING, f"{skipped}run started, pid {process.pid}")
 
     async def _supervise(self) -> None:
         """While RUNNING: wait for `run` to exit (a `startup` component stays up until it is stopped)."""
         if self.state is not State.RUNNING:
             return
-        run = self.spec.lifecycle.step("run")
-        if self.spec.lifecycle.step("startup") or run is None:
+        if self._running_step != "run":
             await asyncio.get_running_loop().create_future()  # until cancelled by a stop
+        run = self.spec.lifecycle.steps["run"]
         process = self._steps[-1]
         code, note = await self._wait_step(process, run, State.RUNNING)
         if code != 0:
@@ -232,18 +242,18 @@ class Service:
         env = self.kernel.step_environment(self, step)
         sink: Callable[[str, str], None] = lambda level, text: self.log.line(step.name, level, text)
         try:
-            process = spawn(self.kernel.loop, self.kernel.watcher, step.script, env=env,
-                            cwd=str(self.spec.work_dir), sink=sink)
+            process = spawn(self.kernel.loop, self.kernel.reaper, step.script, env=env,
+                            cwd=str(self.spec.work_dir), sink=sink, owner=self)
         except StepStartError as exc:
             raise StepFailed(origin, f"{step.name} could not start: {exc}") from None
         self._steps.append(process)
         self.kernel.on_spawn(self, step, process)
         return process
 
-    async def _run_step(self, name: str, origin: State) -> tuple[int, str]:
+    async def _run_step(self, name: str, origin: State, *, check_skip: bool = True) -> tuple[int, str]:
         """Run a step to its end; (exit code, a note such as 'exited 0' or 'timed out after 120s')."""
         step = self.spec.lifecycle.steps[name]
-        if self._skip(step):
+        if check_skip and self._skip(step):
             return 0, f"skipped ({step.skipif})"
         process = self._spawn(step, origin)
         return await self._wait_step(process, step, origin)
@@ -260,7 +270,7 @@ class Service:
         try:
             code = await asyncio.wait_for(process.wait(), timeout)
         except asyncio.TimeoutError:
-            await end_processes([process.pgid], (), self.kernel.config.graceful_shutdown_timeout)
+            await end_processes([process.pgid], (), self.kernel.config.graceful_shutdown_timeout, self._orphans)
             await process.wait()
             self._forget(process)
             return -1, f"timed out after {timeout}s (its processes were ended)"
@@ -269,6 +279,9 @@ class Service:
         if code < 0:
             return code, f"was killed by signal {-code}"
         return code, f"exited {code}"
+
+    def _orphans(self) -> list[tuple[int, float]]:
+        return self.kernel.orphans([self])
 
     def _forget(self, process: StepProcess) -> None:
         if process in self._steps and process.returncode is not None:
@@ -280,7 +293,7 @@ class Service:
         else carrying its token. Without `sweep`, the caller sweeps for many components at once."""
         leaders = [p.pgid for p in self._steps if p.returncode is None]
         tokens = {self.token} if sweep else set()
-        report = await end_processes(leaders, tokens, self.kernel.config.graceful_shutdown_timeout)
+        report = await end_processes(leaders, tokens, self.kernel.config.graceful_shutdown_timeout, self._orphans)
         for process in list(self._steps):
             if process.returncode is None:
                 await process.wait()
@@ -333,6 +346,18 @@ class Service:
                 return
             await self._halt(cause, sweep)
             self._set(State.FINISHED, cause)
+
+    async def uninstall(self) -> None:
+        """Run `uninstall` once the component is stopped for good (removed from the device), as Greengrass
+        ≥ 2.17 does. Like classic, a failure or a timeout is logged and the removal goes on."""
+        if self.spec.lifecycle.step("uninstall") is None:
+            return
+        async with self._control:
+            code, note = await self._run_step_safely("uninstall", State.FINISHED)
+            await self._end_all()
+            self.log.event(f"uninstall {note}")
+            if code != 0:
+                self.kernel.nucleus_log.event("uninstall-failed", level="WARN", component=self.name, result=note)
 
     async def restart(self, cause: str, *, reinstall: bool = False, spec: ComponentSpec | None = None) -> None:
         """Stop what runs and start again (from install when `reinstall`); also the way out of BROKEN."""

@@ -16,7 +16,7 @@ GENERIC = "aws.greengrass.generic"
 COMPONENT_TYPES = (GENERIC, "aws.greengrass.lambda", "aws.greengrass.plugin", "aws.greengrass.nucleus")
 
 # Lifecycle steps in the order a component meets them.
-STEP_NAMES = ("bootstrap", "install", "startup", "run", "shutdown", "recover")
+STEP_NAMES = ("bootstrap", "install", "startup", "run", "shutdown", "recover", "uninstall")
 DEFAULT_TIMEOUTS: Mapping[str, int | None] = {
     "bootstrap": 120,
     "install": 120,
@@ -24,6 +24,7 @@ DEFAULT_TIMEOUTS: Mapping[str, int | None] = {
     "run": None,
     "shutdown": 15,
     "recover": 60,
+    "uninstall": 120,  # Greengrass ≥ 2.17: runs when the component is removed from the device
 }
 
 HARD, SOFT = "HARD", "SOFT"

@@ -50,7 +50,7 @@ TOP_KEYS = ("RecipeFormatVersion", "ComponentName", "ComponentVersion", "Compone
 CONFIGURATION_KEYS = ("DefaultConfiguration",)
 DEPENDENCY_KEYS = ("VersionRequirement", "DependencyType")
 MANIFEST_KEYS = ("Name", "Platform", "Lifecycle", "Selections", "Artifacts")
-LIFECYCLE_KEYS = ("Setenv", "Bootstrap", "Install", "Startup", "Run", "Shutdown", "Recover")
+LIFECYCLE_KEYS = ("Setenv", "Bootstrap", "Install", "Startup", "Run", "Shutdown", "Recover", "Uninstall")
 STEP_KEYS = ("Script", "RequiresPrivilege", "Skipif", "Timeout", "Setenv")
 ARTIFACT_KEYS = ("URI", "Digest", "Algorithm", "Unarchive", "Permission")
 PERMISSION_KEYS = ("Read", "Execute")
@@ -515,9 +515,8 @@ class _Walker:
                 if step is not None:
                     steps[step_name] = step
         if "startup" in steps and "run" in steps:
-            self.warn(found["Run"][1], "both Startup and Run are given: only Startup runs",
-                      "Greengrass runs one of them; keep the one you mean")
-            del steps["run"]
+            self.warn(found["Run"][1], "both Startup and Run are given: Run is used only when Startup is "
+                      "skipped (its Skipif holds)", "Greengrass runs one of them; keep the one you mean")
         return Lifecycle(steps, setenv)
 
     def step(self, name: str, value: Any, path: NodePath, chosen: tuple[str, ...],

@@ -66,6 +66,9 @@ def _add_deploy(subparsers: argparse._SubParsersAction) -> None:
     _add_lookup_options(parser)
     parser.add_argument("--sandbox", action="store_true",
                         help="run against the built-in local AWS sandbox (needs the 'sandbox' extra)")
+    parser.add_argument("--foreground", action="store_true",
+                        help="run the deployment here even on a root that belongs to `nucleus start` (when that "
+                             "nucleus is not running); without it, such a deploy is refused")
     parser.add_argument("--on-failure", choices=("keep", "rollback"), default="keep",
                         help="with a running nucleus: what a failed deployment leaves (default keep, like "
                              "Greengrass's DO_NOTHING; rollback restores the previous set)")
@@ -192,12 +195,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (e.g. `nucleus logs | head`): leave quietly.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    except Exception as exc:  # noqa: BLE001 - the one place where a bug becomes exit code 3
+    except OSError as exc:
+        from nucleus.errors import disk_error
+
+        error = disk_error(exc)  # a full or read-only disk is never a bug
+        if error is None:
+            return _internal_error(exc, args.debug)
         if args.debug:
             import traceback
 
             traceback.print_exc()
-        print(f"nucleus: internal error: {type(exc).__name__}: {exc} — this is a bug; "
-              "run again with --debug for the traceback and report it", file=sys.stderr)
-        return EXIT_INTERNAL
+        print(error, file=sys.stderr)
+        return error.exit_code
+    except Exception as exc:  # noqa: BLE001 - the one place where a bug becomes exit code 3
+        return _internal_error(exc, args.debug)
+
+
+def _internal_error(exc: BaseException, debug: bool) -> int:
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    print(f"nucleus: internal error: {type(exc).__name__}: {exc} — this is a bug; "
+          "run again with --debug for the traceback and report it", file=sys.stderr)
+    return EXIT_INTERNAL
 

@@ -43,6 +43,8 @@ class NucleusConfig(NamedTuple):
     tes_port: int = 0
     credential_retry_in_sec: float | None = None
     setenv: Mapping[str, str] = {}
+    unarchive_max_mb: float | None = None  # unarchive.maxSizeMB: a fixed cap on what one ZIP unpacks to
+    unarchive_max_ratio: float = 100.0  # unarchive.maxRatio: unpacked size ÷ archive size
     sandbox: bool = False  # set by `--sandbox`, never read from a file
 
     def with_updates(self, **changes: Any) -> "NucleusConfig":
@@ -137,6 +139,7 @@ class _Reader:
         nucleus = ("services", NUCLEUS, "configuration")
         tes = ("services", TES, "configuration")
         retry = self.node(tes + ("credentialRetryInSec",))
+        max_mb = self.node(nucleus + ("unarchive", "maxSizeMB"))
         return NucleusConfig(
             source=self.doc.source,
             thing_name=self.text(system + ("thingName",)) or "",
@@ -158,4 +161,6 @@ class _Reader:
             tes_port=self.port(tes + ("port",)),
             credential_retry_in_sec=None if retry is None else self.number(tes + ("credentialRetryInSec",), 0),
             setenv=self.mapping(("setenv",)),
+            unarchive_max_mb=None if max_mb is None else self.number(nucleus + ("unarchive", "maxSizeMB"), 0, minimum=1),
+            unarchive_max_ratio=self.number(nucleus + ("unarchive", "maxRatio"), 100.0, minimum=1),
         )

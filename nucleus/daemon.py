@@ -9,7 +9,6 @@ cleanly before it exits 0. Deployments are applied one at a time; everything els
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import sys
@@ -17,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nucleus.config import NucleusConfig
-from nucleus.control import PROTOCOL_VERSION, encode, short_socket_path
+from nucleus.control import BadRequest, decode_request, encode, short_socket_path
 from nucleus.deployment import Outcome, wait_settled
 from nucleus.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, NotFoundError, NucleusError
 from nucleus.lifecycle.logs import tail
@@ -68,8 +67,9 @@ class Channel:
 class Daemon:
     """The kernel plus the control socket, for one root."""
 
-    def __init__(self, layout: RootLayout, config: NucleusConfig) -> None:
+    def __init__(self, layout: RootLayout, config: NucleusConfig, ready: Callable[[], None] | None = None) -> None:
         self.layout, self.config = layout, config
+        self._ready = ready  # told once the socket serves (the lock's note becomes `daemon`)
         self.runtime = Runtime(layout, config, mirror=_stderr, daemon=True)
         self._deploying = asyncio.Lock()
         self._stop: asyncio.Future[str] | None = None
@@ -104,6 +104,8 @@ class Daemon:
             try:
                 await self._restore()
                 await self._serve()
+                if self._ready is not None:
+                    self._ready()
                 log.event("nucleus-ready", socket=self.layout.socket_path)
                 reason = await self._stop
             finally:  # whatever ends the service, nothing it started keeps running
@@ -172,11 +174,9 @@ class Daemon:
         try:
             raw = await reader.readline()
             try:
-                request = json.loads(raw)
-                if not isinstance(request, dict) or request.get("v") != PROTOCOL_VERSION:
-                    raise ValueError("unsupported protocol version")
-            except ValueError as exc:
-                send(_done(EXIT_USAGE, lines=[f"bad request: {exc}"]))
+                request = decode_request(raw)
+            except BadRequest as exc:
+                send(_failure(exc))
                 return
             handler = self.HANDLERS.get(str(request.get("command")))
             if handler is None:
@@ -226,15 +226,15 @@ class Daemon:
             channel.send({"event": "note", "text": "waiting for the deployment in progress to finish"})
         async with self._deploying:
             previous = self.state.roots()
-            paths = tuple(Path(p) for p in request.get("paths", []))
+            paths = tuple(Path(p) for p in request["paths"])
             plan_request = PlanRequest(
                 recipe_paths=paths,
-                recipe_dirs=tuple(Path(p) for p in request.get("recipes", [])),
+                recipe_dirs=tuple(Path(p) for p in request.get("recipes") or []),
                 artifacts_dir=Path(request["artifacts"]) if request.get("artifacts") else None,
                 cwd=Path(request.get("cwd") or self.layout.path),
                 kept_roots=tuple(KeptRoot(r.name, r.version) for r in previous),
                 preferred={s.name: s.spec.version for s in self.kernel.services.values()})
-            summary = {"paths": [str(p) for p in paths], "onFailure": request.get("onFailure", "keep")}
+            summary = {"paths": [str(p) for p in paths], "onFailure": request.get("onFailure") or "keep"}
             deployment_id = self.state.begin_deployment("daemon", summary, previous)
             channel.send({"event": "deployment", "id": deployment_id})
             listener = self._follow_states(channel.send)
@@ -309,7 +309,8 @@ class Daemon:
 
     async def logs(self, request: dict[str, Any], channel: Channel) -> dict[str, Any]:
         service = self._service(request.get("name"))
-        count = int(request.get("lines", 100))
+        count = request.get("lines")
+        count = 100 if count is None else count
         for line in tail(service.log.path, count):
             channel.send({"event": "log", "line": line})
         if not request.get("follow"):

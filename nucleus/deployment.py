@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
@@ -17,6 +18,7 @@ from nucleus.config import TES, NucleusConfig
 from nucleus.errors import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, NucleusError
 from nucleus.lifecycle.builtin import BuiltinService
 from nucleus.lifecycle.kernel import Kernel
+from nucleus.lifecycle.logs import NucleusLog
 from nucleus.lifecycle.process import StepProcess, end_processes
 from nucleus.lifecycle.reaper import Orphan
 from nucleus.lifecycle.service import ComponentSpec, Service
@@ -28,6 +30,7 @@ from nucleus.recipe.model import GENERIC, Step
 from nucleus.state import ComponentRecord, ProcessRecord, now_iso
 from nucleus.state import State as StateDB
 from nucleus.store import Store
+from nucleus.unarchive import UnpackLimits
 
 BuiltinFactory = Callable[[ComponentSpec, Kernel], Service]
 
@@ -46,9 +49,9 @@ def refuse_unsupported(plan: Plan) -> None:
                            hint="Lambda, plugin and nucleus components need the classic Greengrass nucleus")
 
 
-def import_plan(plan: Plan, layout: RootLayout) -> dict[str, str]:
+def import_plan(plan: Plan, layout: RootLayout, limits: UnpackLimits = UnpackLimits()) -> dict[str, str]:
     """Put every component's recipe and artifacts into the store; returns each component's digest."""
-    store = Store(layout)
+    store = Store(layout, limits)
     digests = {}
     for component in plan.components:
         if component.recipe is None or component.manifest is None:
@@ -76,8 +79,11 @@ class Recorder:
     spawned process are written at once, so that a nucleus killed an instant later still knows them.
     """
 
-    def __init__(self, state: StateDB) -> None:
+    def __init__(self, state: StateDB, log: NucleusLog | None = None) -> None:
         self.state = state
+        self.log = log
+        self._failures = 0  # failed flushes since the last report
+        self._reported_at: float | None = None
         self._dirty: dict[str, Service] = {}
         self._processes: list[ProcessRecord] = []
         self._started: dict[int, float] = {}  # pid → start time, for the records of live step leaders
@@ -132,13 +138,28 @@ class Recorder:
         self.state.set_bootstrapped(spec.name, spec.version, spec.digest)
 
     def flush(self) -> None:
+        """Write what changed. A write that fails (a full disk) is kept for the next flush and reported once
+        a minute: the state lags behind, nothing is corrupted, the components keep running."""
         self._scheduled = False
         dirty, self._dirty = self._dirty, {}
         processes, self._processes = self._processes, []
         gone, self._gone = self._gone, []
-        if dirty or processes or gone:
+        if not (dirty or processes or gone):
+            return
+        try:
             self.state.record(components=[record_of(s) for s in dirty.values()], processes=processes,
                               gone=gone)
+        except NucleusError as exc:
+            self._dirty = {**dirty, **self._dirty}
+            self._processes = processes + self._processes
+            self._gone = gone + self._gone
+            self._failures += 1
+            now = time.monotonic()
+            if self._reported_at is None or now - self._reported_at >= 60:
+                self._reported_at = now
+                if self.log is not None:
+                    self.log.event("state-write-failed", level="ERROR", failures=self._failures, error=str(exc))
+                self._failures = 0
 
 
 def record_of(service: Service) -> ComponentRecord:
@@ -217,7 +238,7 @@ class Deployer:
         With `remove_others`, services the plan no longer needs are stopped and forgotten; new services in
         `hold` are created but not started.
         """
-        digests = await self._blocking(import_plan, plan, self.layout)
+        digests = await self._blocking(import_plan, plan, self.layout, UnpackLimits.of(self.config))
         changed = await self.kernel.deploy(specs_for(plan, digests, self.layout), self.make_service, hold,
                                            frozenset(plan.requested))
         if remove_others:

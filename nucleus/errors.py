@@ -109,3 +109,48 @@ class ResolutionError(MultiError):
     def __init__(self, lines: Sequence[str], *, reason: str = "conflict") -> None:
         super().__init__(lines)
         self.reason = reason  # "conflict", "missing", "cycle", "too-deep"
+
+
+def format_size(count: float) -> str:
+    """Bytes as a person reads them: `512 bytes`, `3.2 MiB`."""
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TiB"
+
+
+class DiskFullError(FailedError):
+    """The disk (or the user's quota) is full: the environment's fault, exit 1."""
+
+
+def disk_error(exc: OSError, path: object = None) -> NucleusError | None:
+    """The one line for an `OSError` that is the disk's fault — full, over quota, read-only — naming the path
+    (the error's own, else `path`) and the free space there; None for any other error (the caller reports
+    those itself)."""
+    import errno
+
+    target = exc.filename2 or exc.filename or path  # a copy's or a rename's error is about its destination
+    where = f" while writing {target}" if target else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(f"no space left on the device{where} ({_free_near(target)} free there)",
+                             hint="free some disk space, then try again")
+    if exc.errno == errno.EROFS:
+        return NucleusError(f"{target or 'the nucleus root'} is on a read-only file system",
+                            hint="make the nucleus root writable, or use another --root")
+    return None
+
+
+def _free_near(target: object) -> str:
+    """The free space on the file system of `target` (its nearest existing folder)."""
+    import os
+    import shutil
+
+    folder = os.fspath(target) if isinstance(target, (str, os.PathLike)) else ""
+    while folder and not os.path.isdir(folder):
+        parent = os.path.dirname(folder)
+        folder = "" if parent == folder else parent
+    try:
+        return format_size(shutil.disk_usage(folder).free) if folder else "unknown space"
+    except OSError:
+        return "unknown space"

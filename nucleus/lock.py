@@ -12,6 +12,12 @@ from pathlib import Path
 
 from nucleus.errors import ConflictError
 
+ANONYMOUS_HOLDER = "another process"  # a holder that has not written its note (yet)
+
+
+class LockHeld(ConflictError):
+    """Another nucleus holds the root."""
+
 
 class RootLock:
     def __init__(self, path: Path) -> None:
@@ -25,18 +31,30 @@ class RootLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            holder = os.read(fd, 200).decode(errors="replace").strip() or ANONYMOUS_HOLDER
             os.close(fd)
-            raise ConflictError(f"another nucleus is running on {self.path.parent} ({holder})",
+            raise LockHeld(f"another nucleus is running on {self.path.parent} ({holder})",
                                 hint="wait for it to finish, stop it, or use another --root") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}, {purpose}\n".encode(), 0)
         self._fd = fd
+        self.note(purpose)
         return self
+
+    def note(self, purpose: str) -> None:
+        """Say who holds the root and what it does (`daemon, starting` → `daemon`), for `holder_of`."""
+        if self._fd is not None:
+            text = f"pid {os.getpid()}, {purpose}\n".encode()
+            try:
+                os.pwrite(self._fd, text, 0)
+                os.ftruncate(self._fd, len(text))
+            except OSError:  # a full or read-only disk: the lock holds all the same, unnamed
+                pass
 
     def release(self) -> None:
         if self._fd is not None:
-            os.ftruncate(self._fd, 0)
+            try:
+                os.ftruncate(self._fd, 0)
+            except OSError:
+                pass
             os.close(self._fd)
             self._fd = None
 
@@ -56,7 +74,7 @@ def holder_of(path: Path) -> str | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        return os.read(fd, 200).decode(errors="replace").strip() or "another process"
+        return os.read(fd, 200).decode(errors="replace").strip() or ANONYMOUS_HOLDER
     finally:
         os.close(fd)
     return None

@@ -64,6 +64,11 @@ class RootLayout(NamedTuple):
     def lock_file(self) -> Path:
         return self.path / "nucleus.lock"
 
+    @property
+    def daemon_marker(self) -> Path:
+        """Present once `nucleus start` has run on the root: the root belongs to the daemon from then on."""
+        return self.config_dir / "daemon.json"
+
     def artifacts(self, name: str, version: str) -> Path:
         return self.artifacts_dir / name / version
 
@@ -88,8 +93,12 @@ class RootLayout(NamedTuple):
             for folder in (self.path, self.config_dir, self.recipes_dir, self.artifacts_dir,
                            self.unarchived_dir, self.work_root, self.logs_dir):
                 folder.mkdir(parents=True, exist_ok=True)
-            os.chmod(self.config_dir, 0o700)
-            os.chmod(self.logs_dir, 0o700)  # component output often carries secrets
+            for private in (self.config_dir, self.logs_dir):  # component output often carries secrets
+                if private.stat().st_mode & 0o777 != 0o700:
+                    os.chmod(private, 0o700)
         except OSError as exc:
-            raise NucleusError(f"cannot use {self.path} as a nucleus root: {exc.strerror} ({exc.filename})",
-                               hint="choose another --root (or NUCLEUS_ROOT)") from None
+            from nucleus.errors import disk_error
+
+            raise disk_error(exc, self.path) or NucleusError(
+                f"cannot use {self.path} as a nucleus root: {exc.strerror} ({exc.filename})",
+                hint="choose another --root (or NUCLEUS_ROOT)") from None

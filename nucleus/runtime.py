@@ -27,7 +27,7 @@ class Runtime:
         layout.ensure()
         self.state = State(layout.state_file)
         self.log = NucleusLog(layout.nucleus_log, config.log_file_size_kb * 1024, config.log_file_count, mirror)
-        self.recorder = Recorder(self.state)
+        self.recorder = Recorder(self.state, self.log)
         self.kernel = Kernel(layout, config, self.log, KernelOptions(echo=echo, observer=self.recorder))
         self.device: Mapping[str, str] = detect_platform(config.platform_override)
         self.deployer = Deployer(self.kernel, layout, config, self.recorder, self.device,

@@ -9,13 +9,14 @@ crash), and which versions have run their bootstrap step. Every write is one tra
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from nucleus.errors import NucleusError
+from nucleus.errors import NucleusError, disk_error
 
 SCHEMA_VERSION = 3
 
@@ -147,31 +148,95 @@ class StateError(NucleusError):
     pass
 
 
+MAX_SQLITE_PATH = 500  # SQLite refuses a database whose real path is longer than 512 bytes
+
+
+def short_home(path: Path) -> Path:
+    """Where the state database of a root with a very long path really lives: a short, private, persistent
+    folder named after the root (`<root>/config/state.sqlite` is a link to it)."""
+    import hashlib
+
+    name = hashlib.sha256(str(path.parent.parent).encode()).hexdigest()[:16]
+    if os.geteuid() == 0:
+        base = Path("/var/lib/nucleus/roots")
+    else:
+        state_home = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+        base = Path(state_home) / "nucleus" / "roots"
+        if len(str(base)) > MAX_SQLITE_PATH - 64:
+            base = Path(f"/var/tmp/nucleus-{os.getuid()}/roots")
+    return base / name
+
+
+def _openable(path: Path) -> Path:
+    """The path to give SQLite for `path`: itself, or — when the root's path is too long for SQLite — the
+    short folder of `short_home`, reached through a link at `path` so that people find it where they look."""
+    if len(os.fsencode(os.path.realpath(path))) <= MAX_SQLITE_PATH:
+        return path
+    home = short_home(path)
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    target = home / path.name
+    if not path.is_symlink():
+        if path.exists():  # written before by a nucleus that could (a shorter root, since moved)
+            os.replace(path, target)
+        os.symlink(target, path)
+    return target
+
+
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    """Read-only: `mode=ro`, or `immutable=1` when the folder cannot be written (SQLite cannot even read a
+    WAL database there otherwise)."""
+    from urllib.parse import quote
+
+    real = os.path.realpath(path)
+    if not os.path.exists(real):
+        raise StateError("there is no state database yet", where=str(path), hint="deploy something first")
+    flag = "mode=ro" if os.access(os.path.dirname(real), os.W_OK) else "immutable=1"
+    return sqlite3.connect(f"file:{quote(real)}?{flag}", uri=True, timeout=10, isolation_level=None,
+                           check_same_thread=False)
+
+
 class State:
     """The state database of one root. Open it, use it from one thread, close it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        """Open (creating and migrating it if need be), or with `readonly` only read it — what `list` does,
+        so that it works on a read-only root and never changes the file."""
         self.path = path
         try:
+            if readonly:
+                self._db = _open_readonly(path)
+                self._check_version(readonly=True)
+                return
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), timeout=10, isolation_level=None, check_same_thread=False)
+            real = _openable(path)
+            self._db = sqlite3.connect(str(real), timeout=10, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=10000")
             self._migrate()
+            real.chmod(0o600)
         except sqlite3.DatabaseError as exc:
-            raise StateError(f"the state database cannot be used: {exc}", where=str(path),
-                             hint="if it is corrupt, move it aside; the next deployment starts afresh") from None
-        path.chmod(0o600)
+            raise open_error(exc, path) from None
+        except OSError as exc:
+            raise disk_error(exc, path.parent) or StateError(
+                f"the state database cannot be opened: {exc.strerror or exc} ({exc.filename or path})",
+                where=str(path), hint="check the permissions of the nucleus root") from None
 
     def close(self) -> None:
         self._db.close()
 
-    def _migrate(self) -> None:
-        version = self._db.execute(SQL_SCHEMA_VERSION).fetchone()[0]
+    def _check_version(self, readonly: bool = False) -> int:
+        version = int(self._db.execute(SQL_SCHEMA_VERSION).fetchone()[0])
         if version > SCHEMA_VERSION:
             raise StateError(f"the state database has schema {version}, newer than this nucleus knows "
                              f"({SCHEMA_VERSION})", where=str(self.path), hint="upgrade nucleus")
+        if readonly and version < SCHEMA_VERSION:
+            raise StateError(f"the state database has schema {version}, from an older nucleus",
+                             where=str(self.path), hint="any deploy or `nucleus start` upgrades it in place")
+        return version
+
+    def _migrate(self) -> None:
+        version = self._check_version()
         for step in range(version + 1, SCHEMA_VERSION + 1):
             with self._transaction():
                 for statement in MIGRATIONS[step].split(";"):
@@ -180,7 +245,7 @@ class State:
                 self._db.execute(f"PRAGMA user_version = {step}")
 
     def _transaction(self) -> "_Transaction":
-        return _Transaction(self._db)
+        return _Transaction(self._db, self.path)
 
     # -- deployments -----------------------------------------------------------------------------
 
@@ -260,13 +325,68 @@ class State:
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception."""
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception; a failed write is one `StateError` (a full
+    disk: a `DiskFullError`, exit 1) and leaves the database as it was."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        self._db, self._path = db, path
 
     def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise write_error(exc, self._path) from None
 
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+    def __exit__(self, exc_type: object, exc: object, _tb: object) -> None:
+        try:
+            self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        except sqlite3.Error as error:
+            if exc_type is None:
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                raise write_error(error, self._path) from None
+        if isinstance(exc, sqlite3.Error):
+            raise write_error(exc, self._path) from None
+
+
+def open_error(exc: sqlite3.Error, path: Path) -> NucleusError:
+    """Why the state database cannot be opened, without calling a healthy database corrupt."""
+    text = str(exc)
+    if "not a database" in text or "malformed" in text:
+        return StateError(f"the state database cannot be used: {text}", where=str(path),
+                          hint="it is corrupt: move it aside; the next deployment starts afresh")
+    folder = path.parent
+    if "readonly" in text or "read-only" in text or not os.access(folder, os.W_OK):
+        return StateError(f"the state database cannot be written: {folder} is read-only for this user",
+                          where=str(path), hint="make the nucleus root writable, or use another --root")
+    return write_error(exc, path) if "full" in text or _disk_full(path) else StateError(
+        f"the state database cannot be opened: {text}", where=str(path),
+        hint="check the root's permissions and free space; see logs/nucleus.log")
+
+
+def _disk_full(path: Path) -> bool:
+    """SQLite says only "disk I/O error" when it cannot create its -shm or -wal file on a full disk."""
+    import shutil
+
+    try:
+        return shutil.disk_usage(path.parent).free < 64 * 1024
+    except OSError:
+        return False
+
+
+def write_error(exc: sqlite3.Error, path: Path) -> NucleusError:
+    """A failed write to the state database, in words: a full disk, a read-only root, or else what SQLite says."""
+    import errno
+
+    text = str(exc)
+    if "full" in text or _disk_full(path):
+        full = disk_error(OSError(errno.ENOSPC, "No space left on device", str(path)), path.parent)
+        assert full is not None
+        return full
+    if "readonly" in text or "read-only" in text:
+        return StateError(f"the state database cannot be written: {path.parent} is read-only",
+                          where=str(path), hint="make the nucleus root writable, or use another --root")
+    return StateError(f"the state database could not be written: {text}", where=str(path),
+                      hint="see logs/nucleus.log; nothing was changed")

@@ -8,15 +8,18 @@ ZIP is unpacked only if every entry stays inside its folder.
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 from nucleus.digest import sha256
-from nucleus.errors import NotFoundError, NucleusError
+from nucleus.errors import NotFoundError, NucleusError, disk_error
 from nucleus.paths import RootLayout
 from nucleus.recipe.model import Artifact, Manifest, Recipe
 from nucleus.recipe.normalise import HASH_ALGORITHMS
+from nucleus.unarchive import UnpackLimits, permission_mode, unpack_zip
+
+__all__ = ["RECIPE_SUFFIXES", "Store", "find_artifact_source", "permission_mode", "tree_digest", "unpack_zip",
+           "write_atomic"]
 
 RECIPE_SUFFIXES = (".yaml", ".yml", ".json")
 REMOTE_SCHEMES = ("s3", "greengrass", "docker", "https", "http")
@@ -34,6 +37,23 @@ def find_artifact_source(name: str, version: str, recipe_path: Path, artifacts_d
         candidates = [cwd / "components" / name / version,
                       recipe_path.absolute().parent.parent / "components" / name / version]
     return next((c for c in candidates if c.is_dir()), None)
+
+
+def _copy_tree(source: Path, target: Path) -> None:
+    """Copy a folder (links as links, modes kept), stopping at the first error with that error itself —
+    `shutil.copytree` would go on and raise a list of texts, losing the errno (a full disk must say so)."""
+    import shutil
+
+    for entry in os.scandir(source):
+        destination = target / entry.name
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry.path), destination)
+        elif entry.is_dir():
+            destination.mkdir(exist_ok=True)
+            shutil.copystat(entry.path, destination)
+            _copy_tree(Path(entry.path), destination)
+        else:
+            shutil.copy2(entry.path, destination)
 
 
 def tree_digest(folder: Path | None) -> str:
@@ -93,8 +113,9 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644, *, fsync: bool = Tr
 class Store:
     """Recipes and artifacts of the components this root has deployed."""
 
-    def __init__(self, layout: RootLayout) -> None:
+    def __init__(self, layout: RootLayout, limits: UnpackLimits = UnpackLimits()) -> None:
         self.layout = layout
+        self.limits = limits
         self._by_name: dict[str, list[Path]] | None = None  # the recipes folder, listed once
         self._unsynced: list[Path] = []  # files written without fsync, for `sync()`
 
@@ -161,8 +182,19 @@ class Store:
         """Put the recipe and its artifact folder into the store; returns the component's digest.
 
         The digest covers the recipe file and every artifact file, so that a redeploy of the same version
-        with anything changed is noticed.
+        with anything changed is noticed. A full or read-only disk is one `NucleusError` naming the path.
         """
+        try:
+            return self._import(recipe, manifest, source)
+        except OSError as exc:
+            error = disk_error(exc, self.layout.path)
+            if error is None:
+                where = exc.filename or self.layout.path
+                error = NucleusError(f"cannot import {recipe.ident} into the store: {exc.strerror or exc} ({where})",
+                                     where=recipe.path or None, hint="check the permissions of the nucleus root")
+            raise error from None
+
+    def _import(self, recipe: Recipe, manifest: Manifest, source: Path | None) -> str:
         recipe_file = Path(recipe.path)
         data = recipe_file.read_bytes()
         suffix = recipe_file.suffix if recipe_file.suffix in RECIPE_SUFFIXES else ".yaml"
@@ -219,7 +251,7 @@ class Store:
         destination.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{recipe.version}."))
         try:
-            shutil.copytree(source, staging, symlinks=True, dirs_exist_ok=True)
+            _copy_tree(source, staging)
             os.chmod(staging, 0o755)
             if destination.exists():
                 retired = destination.with_name(f".{recipe.version}.old")
@@ -252,8 +284,8 @@ class Store:
             if artifact.digest:
                 check_digest(path, artifact, recipe)
             if artifact.unarchive == "ZIP":
-                unpack_zip(path, self.layout.unarchived(recipe.name, recipe.version) / Path(artifact.file_name).stem,
-                           artifact)
+                unpack_zip(path, self.layout.unarchived(recipe.name, recipe.version) / artifact.unarchive_folder,
+                           artifact, self.limits)
             set_permission(path, artifact)
 
 
@@ -282,75 +314,5 @@ def check_digest(path: Path, artifact: Artifact, recipe: Recipe) -> None:
             hint="the file changed since the recipe was written: update the Digest or restore the file")
 
 
-def permission_mode(artifact: Artifact) -> int:
-    """Greengrass's artifact permissions as a file mode (the owner keeps write so the store can replace it)."""
-    read = {"NONE": 0, "OWNER": 0o400, "ALL": 0o444}[artifact.permission.read]
-    execute = {"NONE": 0, "OWNER": 0o500, "ALL": 0o555}[artifact.permission.execute]
-    return read | execute | 0o200
-
-
 def set_permission(path: Path, artifact: Artifact) -> None:
     os.chmod(path, permission_mode(artifact))
-
-
-def unpack_zip(archive: Path, destination: Path, artifact: Artifact) -> None:
-    """Unpack `archive` into `destination`, refusing any entry that would land outside it."""
-    import shutil
-    import tempfile
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(archive) as zip_file:
-            entries = zip_file.infolist()
-            for entry in entries:
-                _check_entry(archive, destination, entry)
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}."))
-            try:
-                for entry in entries:
-                    _extract(zip_file, entry, staging, artifact)
-                shutil.rmtree(destination, ignore_errors=True)
-                os.replace(staging, destination)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-    except zipfile.BadZipFile as exc:
-        raise NucleusError(f"{archive.name} is not a valid ZIP archive ({exc})", where=str(archive),
-                           hint="rebuild the archive, or set Unarchive: NONE") from None
-    except (OSError, RuntimeError, NotImplementedError) as exc:  # clashing entries, encryption, compression
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise NucleusError(f"{archive.name} cannot be unpacked ({reason})", where=str(archive),
-                           hint="rebuild the archive without encryption or clashing entries, or set "
-                                "Unarchive: NONE") from None
-
-
-def _is_link(entry: object) -> bool:
-    return stat.S_ISLNK(getattr(entry, "external_attr", 0) >> 16)
-
-
-def _check_entry(archive: Path, destination: Path, entry: object) -> None:
-    name = entry.filename  # type: ignore[attr-defined]
-    parts = Path(name.replace("\\", "/")).parts
-    escapes = name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in parts
-    if escapes:
-        raise NucleusError(f"{archive.name}: the entry '{name}' would land outside the unpack folder",
-                           where=str(archive), hint="the archive is refused; rebuild it with relative paths")
-    if _is_link(entry):
-        raise NucleusError(f"{archive.name}: the entry '{name}' is a symbolic link",
-                           where=str(archive), hint="links could point outside the folder; the archive is refused")
-
-
-def _extract(zip_file: object, entry: object, staging: Path, artifact: Artifact) -> None:
-    name = entry.filename.replace("\\", "/")  # type: ignore[attr-defined]
-    target = staging / name
-    if name.endswith("/"):
-        target.mkdir(parents=True, exist_ok=True)
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    import shutil
-
-    with zip_file.open(entry) as source, open(target, "wb") as sink:  # type: ignore[attr-defined]
-        shutil.copyfileobj(source, sink)
-    # Unpacked files get the artifact's permission, as in Greengrass; an executable bit the archive
-    # carries is kept for the owner, so unpacked scripts still run.
-    archived_mode = (entry.external_attr >> 16) & 0o100  # type: ignore[attr-defined]
-    os.chmod(target, permission_mode(artifact) | 0o400 | archived_mode)

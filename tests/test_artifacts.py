@@ -144,3 +144,65 @@ def test_import_is_idempotent_and_notices_changes(tmp_path: Path) -> None:
     assert store.recipe_files("A") == [layout.recipes_dir / "A@1.0.0.recipe.yaml"]
     os.chmod(source / "a.txt", 0o755)
     assert store.import_component(recipe, recipe.manifests[0], source) != second  # modes count too
+
+
+def zeros_zip(path: Path, megabytes: int, name: str = "zeros.bin") -> Path:
+    """A ZIP holding `megabytes` MiB of zeros: about a thousand times smaller than what it unpacks to."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        with archive.open(name, "w", force_zip64=True) as entry:
+            block = bytes(1024 * 1024)
+            for _ in range(megabytes):
+                entry.write(block)
+    return path
+
+
+def test_a_zip_bomb_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    # Issue 11, item 9: 200 MiB from a few hundred KiB is more than 100× (and more than the 64 MiB floor).
+    archive = zeros_zip(tmp_path / "bomb.zip", 200)
+    target = tmp_path / "out" / "bomb"
+    with pytest.raises(NucleusError) as caught:
+        unpack_zip(archive, target, Artifact("s3://b/bomb.zip", unarchive="ZIP"))
+    message = str(caught.value)
+    assert "bomb.zip unpacks to 200.0 MiB" in message and "more than the 64.0 MiB allowed by 100×" in message
+    assert "unarchive.maxRatio" in message and caught.value.exit_code == 2
+    assert not target.exists() and os.listdir(tmp_path / "out") == []  # nothing written, no staging left
+
+
+def test_a_small_very_compressible_archive_still_unpacks(tmp_path: Path) -> None:
+    archive = zeros_zip(tmp_path / "small.zip", 10)  # 1000× its size, but only 10 MiB: under the floor
+    unpack_zip(archive, tmp_path / "out" / "small", Artifact("s3://b/small.zip", unarchive="ZIP"))
+    assert (tmp_path / "out" / "small" / "zeros.bin").stat().st_size == 10 * 1024 * 1024
+
+
+def test_the_unpack_limits_are_configurable(nucleus: Nucleus) -> None:
+    source = make_component(nucleus.workdir / "components" / "com.example.Art" / "1.0.0", {})
+    with zipfile.ZipFile(source / "data.zip", "w") as archive:
+        archive.writestr("random.bin", os.urandom(3 * 1024 * 1024))
+    recipe = artifact_recipe(nucleus, "      - URI: s3://bucket/data.zip\n        Unarchive: ZIP\n")
+    config = nucleus.workdir / "config.yaml"
+    config.write_text("services:\n  aws.greengrass.Nucleus:\n    configuration:\n      unarchive: {maxSizeMB: 2}\n")
+    result = nucleus.run("--config", str(config), "deploy", str(recipe))
+    assert result.code == 2, result.out + result.err
+    assert "data.zip unpacks to 3.0 MiB" in result.err and "allowed by unarchive.maxSizeMB" in result.err
+    assert "Traceback" not in result.err
+    config.write_text("services:\n  aws.greengrass.Nucleus:\n    configuration:\n      unarchive: {maxSizeMB: 4}\n")
+    assert nucleus.run("--config", str(config), "deploy", str(recipe)).code == 0
+
+
+def test_an_archive_named_dot_dot_zip_is_refused_and_nothing_outside_is_removed(nucleus: Nucleus,
+                                                                             tmp_path: Path) -> None:
+    # Issue 11, item 10: `...zip` would unpack into `<Version>/..` and remove every other version.
+    recipe = artifact_recipe(nucleus, "      - URI: s3://bucket/...zip\n        Unarchive: ZIP\n")
+    result = nucleus.run("validate", str(recipe))
+    assert result.code == 2
+    assert f"{recipe}:8:9:" in result.err and "'...zip' would unpack into the folder '..'" in result.err
+    # The store refuses such a folder itself too (a recipe stored before this check existed).
+    other = tmp_path / "unarchived" / "com.example.Art" / "0.9.0"
+    other.mkdir(parents=True)
+    archive = tmp_path / "...zip"
+    with zipfile.ZipFile(archive, "w") as zip_file:
+        zip_file.writestr("a.txt", "a")
+    with pytest.raises(NucleusError):
+        unpack_zip(archive, tmp_path / "unarchived" / "com.example.Art" / "1.0.0" / "..",
+                   Artifact("s3://b/...zip", unarchive="ZIP"))
+    assert other.is_dir()

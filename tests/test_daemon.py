@@ -10,6 +10,7 @@ import sqlite3
 import stat
 import subprocess
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -460,3 +461,85 @@ def test_shutdown_is_not_held_by_a_client_following_logs(nucleus: Nucleus, daemo
     finally:
         follower.kill()
         follower.communicate()
+
+
+def raw_request(root: Path, line: bytes) -> dict:
+    """Send one raw line on the control socket, as any local program of the owner could; the final answer."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(30)
+        sock.connect(str(root / "nucleus.sock"))
+        sock.sendall(line)
+        answer = sock.makefile("rb").read()
+    return json.loads(answer.splitlines()[-1])["done"]
+
+
+@pytest.mark.parametrize("line, problem", [
+    (b'{"v": 1, "command": "deploy", "paths": 5}\n', "deploy: paths must be a list of text, not int"),
+    (b'{"v": 1, "command": "deploy", "paths": ["a", 3]}\n', "deploy: paths must be a list of text"),
+    (b'{"v": 1, "command": "deploy"}\n', "deploy: paths is missing"),
+    (b'{"v": 1, "command": "deploy", "paths": [], "onFailure": "explode"}\n', "onFailure must be 'keep' or"),
+    (b'{"v": 1, "command": "logs", "name": "x", "lines": "many"}\n', "logs: lines must be a whole number"),
+    (b'{"v": 1, "command": "logs", "name": "x", "lines": true}\n', "logs: lines must be a whole number"),
+    (b'{"v": 1, "command": "stop", "name": ["x"]}\n', "stop: name must be text"),
+    (b"[" * 100_000 + b"]" * 100_000 + b"\n", "not JSON (RecursionError)"),
+    (b'"just text"\n', "a request is a JSON object"),
+    (b'{"v": 7, "command": "list"}\n', "unsupported protocol version 7"),
+    (b'{"v": 1}\n', "no command"),
+    (b"\xff\xfe garbage\n", "not JSON"),
+])
+def test_malformed_control_requests_are_bad_requests(nucleus: Nucleus, daemon: Daemon, line: bytes,
+                                                     problem: str) -> None:
+    # Issue 11, item 12: every malformed request is one `bad request` line and exit 2; the daemon serves on.
+    daemon.start()
+    done = raw_request(nucleus.root, line)
+    assert done["exit"] == 2, done
+    assert done["lines"][0].startswith("bad request: ") and problem in done["lines"][0], done
+    assert nucleus.run("list", "--json").code == 0
+    assert daemon.proc.poll() is None
+
+
+def test_clients_wait_for_a_daemon_that_is_starting(nucleus: Nucleus, daemon: Daemon) -> None:
+    # Issue 11, item 6: a client that finds the root held by a daemon whose socket is not up yet waits.
+    from nucleus.lock import holder_of
+
+    marker = f"svc-{os.getpid()}-starting"
+    daemon.start()
+    assert nucleus.run("deploy", str(service_recipe(nucleus, "com.example.Svc", marker))).code == 0
+    daemon.stop()
+    # With --sandbox the daemon holds the root for a few seconds (its sandbox starts) before it serves.
+    daemon.proc = nucleus.popen("start", "--sandbox")
+    lock = nucleus.root / "nucleus.lock"
+    wait_for(lambda: "daemon, starting" in (holder_of(lock) or ""), what="the daemon to take the root")
+    assert not (nucleus.root / "nucleus.sock").exists()
+    other = nucleus.recipe("com.example.Other", "Run: echo other")
+    with ThreadPoolExecutor() as pool:
+        listing = pool.submit(nucleus.run, "list", "--json", timeout=180)
+        deploying = pool.submit(nucleus.run, "deploy", str(other), timeout=180)
+        listed, deployed = listing.result(), deploying.result()
+    assert listed.code == 0, listed.err
+    assert {c["name"]: c["state"] for c in json.loads(listed.out)}.get("com.example.Svc") == "RUNNING"
+    assert deployed.code == 0, deployed.err
+    assert "waiting for the nucleus starting on" in deployed.err
+    assert "succeeded" in deployed.out  # handed to the daemon, not run in the foreground
+    daemon.stop()
+
+
+def test_a_daemon_root_is_never_taken_silently_by_a_foreground_deploy(nucleus: Nucleus, daemon: Daemon) -> None:
+    # Issue 11, item 7: after a daemon crash, `deploy` says it is not running instead of holding the root.
+    from nucleus.lock import holder_of
+
+    proc = daemon.start()
+    proc.kill()  # a crash: systemd would start it again, unless a foreground deploy held the root
+    proc.wait()
+    recipe = nucleus.recipe("com.example.Fg", "Run: echo foreground")
+    refused = nucleus.run("deploy", str(recipe))
+    assert refused.code == 2
+    assert refused.err.startswith(f"the nucleus on {nucleus.root} is not running (the root belongs to "
+                                  "`nucleus start`) — start it")
+    assert "--foreground" in refused.err and "foreground" not in refused.out
+    assert holder_of(nucleus.root / "nucleus.lock") is None
+    on_purpose = nucleus.run("deploy", "--foreground", str(recipe))
+    assert on_purpose.code == 0, on_purpose.err
+    assert "com.example.Fg | foreground" in on_purpose.out

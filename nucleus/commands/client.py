@@ -12,9 +12,13 @@ from nucleus.cli import Context
 
 
 def call(context: Context, command: str, *, json_output: bool = False, **arguments: Any) -> tuple[int, Any]:
-    """Run one request; progress goes to stderr (or stdout in text mode); returns (exit code, result)."""
-    from nucleus.control import ControlClient
+    """Run one request; progress goes to stderr (or stdout in text mode); returns (exit code, result).
 
+    A daemon that is starting is waited for; with none on the root, one clear error (exit 2)."""
+    from nucleus.control import ControlClient, no_daemon
+
+    if not daemon_ready(context):
+        raise no_daemon(context.layout.path)
     with ControlClient(context.layout.path) as client:
         for message in client.request(command, **arguments):
             if "event" in message:
@@ -25,6 +29,18 @@ def call(context: Context, command: str, *, json_output: bool = False, **argumen
                     print(line, file=sys.stderr)
                 return int(done["exit"]), done.get("result")
     return 2, None
+
+
+def daemon_ready(context: Context) -> bool:
+    """Whether a daemon answers on the root, after waiting for one that is starting."""
+    from nucleus.lock import holder_of
+
+    layout = context.layout
+    if not layout.socket_path.exists() and holder_of(layout.lock_file) is None:
+        return False  # the common case of a foreground deploy: nothing more to import or try
+    from nucleus.control import wait_for_daemon
+
+    return wait_for_daemon(layout.path, layout.lock_file, lambda line: print(line, file=sys.stderr, flush=True))
 
 
 def show_event(message: dict[str, Any], json_output: bool) -> None:

@@ -21,40 +21,26 @@ def echo(line: str) -> None:
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    if _daemon_answers(context) or _daemon_starting(context):
-        from nucleus.commands.client import deploy_through_daemon
+    """Through the daemon when one runs (or is starting); else here — unless the root is a daemon's."""
+    from nucleus.commands.client import daemon_ready, deploy_through_daemon
+    from nucleus.lock import LockHeld
 
-        return deploy_through_daemon(args, context)
-    return run_foreground(args, context)
+    for attempt in range(2):
+        if daemon_ready(context):
+            return deploy_through_daemon(args, context)
+        if context.layout.daemon_marker.exists() and not args.foreground:
+            from nucleus.errors import NotFoundError
 
-
-def _daemon_answers(context: Context) -> bool:
-    if not context.layout.socket_path.exists():  # no socket module to import, no connection to try
-        return False
-    from nucleus.control import daemon_running
-
-    return daemon_running(context.layout.path)
-
-
-def _daemon_starting(context: Context, patience: float = 60.0) -> bool:
-    """A daemon that holds the root but does not answer yet (it starts its sandbox, say): wait for it."""
-    from nucleus.lock import holder_of
-
-    layout = context.layout
-    holder = holder_of(layout.lock_file)
-    if holder is None or "daemon" not in holder:
-        return False
-    import time
-
-    from nucleus.control import daemon_running
-
-    print(f"nucleus: waiting for the nucleus starting on {layout.path} ({holder})", file=sys.stderr, flush=True)
-    deadline = time.monotonic() + patience
-    while time.monotonic() < deadline and holder_of(layout.lock_file):
-        if daemon_running(layout.path):
-            return True
-        time.sleep(0.1)
-    return daemon_running(layout.path)
+            raise NotFoundError(
+                f"the nucleus on {context.layout.path} is not running (the root belongs to `nucleus start`)",
+                hint="start it (`nucleus start`, or its systemd service) and deploy again, or deploy with "
+                     "--foreground to run the deployment here instead")
+        try:
+            return run_foreground(args, context)
+        except LockHeld:  # a daemon may have taken the root between our look and our lock: hand it over
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
 
 
 def run_foreground(args: argparse.Namespace, context: Context) -> int:

@@ -8,10 +8,9 @@ from nucleus.cli import Context
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    from nucleus.commands.client import call, print_json
-    from nucleus.control import daemon_running
+    from nucleus.commands.client import call, daemon_ready, print_json
 
-    if daemon_running(context.layout.path):
+    if daemon_ready(context):
         code, entries = call(context, "list", json_output=args.json)
         source = "running"
     else:
@@ -35,7 +34,7 @@ def recorded(context: Context) -> list[dict]:
 
     if not context.layout.state_file.exists():
         return []
-    state = State(context.layout.state_file)
+    state = State(context.layout.state_file, readonly=True)
     try:
         return [{"name": c.name, "version": c.version, "state": c.state, "builtin": c.builtin}
                 for c in state.components()]

@@ -119,7 +119,7 @@ class Kernel:
 
     def new_log(self, name: str) -> ComponentLog:
         return ComponentLog(name, self.layout.log_file(name), self.config.log_file_size_kb * 1024,
-                            self.config.log_file_count, self.options.echo)
+                            self.config.log_file_count, self.options.echo, self.nucleus_log.write_failed)
 
     def add(self, service: Service) -> Service:
         self.services[service.name] = service

@@ -134,15 +134,29 @@ class _YamlBuilder:
         self.loader, self.doc = loader, doc
         self._active: set[int] = set()  # nodes on the current path: an alias back to one is a cycle
         self._count = 0
+        self._built: set[int] = set()  # nodes built once: meeting one again means an alias expanded it
+        self._aliased = False
 
     def build(self, node: Any, path: NodePath) -> Any:
         import yaml
 
         self._count += 1
-        if id(node) in self._active or self._count > self.MAX_NODES:
+        if id(node) in self._active:
             line, column = _node_mark(node)
-            raise LoadError(self.doc.source, line, column, "an alias refers to itself or expands too far",
+            raise LoadError(self.doc.source, line, column, "an alias refers to itself",
                             "write the values out instead of using anchors and aliases here")
+        if id(node) in self._built:
+            self._aliased = True
+        self._built.add(id(node))
+        if self._count > self.MAX_NODES:
+            line, column = _node_mark(node)
+            if self._aliased:
+                raise LoadError(self.doc.source, line, column,
+                                f"aliases expand the file to more than {self.MAX_NODES:,} values",
+                                "write the values out instead of using anchors and aliases here")
+            raise LoadError(self.doc.source, line, column, f"the file holds more than {self.MAX_NODES:,} values "
+                            "(mappings, lists and scalars): more than a recipe or config may have",
+                            "split it, or remove what it repeats")
         if len(path) > MAX_DEPTH:
             line, column = _node_mark(node)
             raise LoadError(self.doc.source, line, column, f"values are nested more than {MAX_DEPTH} deep",

@@ -79,6 +79,14 @@ class Artifact:
         return rest.rstrip("/").rsplit("/", 1)[-1]
 
     @property
+    def unarchive_folder(self) -> str:
+        """The folder a ZIP unpacks into, under the component's unarchived folder: the name without its
+        extension (`app.zip` → `app`)."""
+        name = self.file_name
+        dot = name.rfind(".")
+        return name[:dot] if dot > 0 else name
+
+    @property
     def scheme(self) -> str:
         return self.uri.split(":", 1)[0].lower() if ":" in self.uri else ""
 

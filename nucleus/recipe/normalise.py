@@ -469,7 +469,17 @@ class _Walker:
         if not uri.strip() or uri.rstrip().endswith("/"):
             self.error(uri_path, f"'{uri}' names no file", "end the URI with the file name")
             return None
-        return Artifact(uri, digest, algorithm, unarchive, permission)
+        artifact = Artifact(uri, digest, algorithm, unarchive, permission)
+        if artifact.file_name in (".", ".."):
+            self.error(uri_path, f"'{uri}' ends in '{artifact.file_name}', which is not a file name",
+                       "end the URI with the file name")
+            return None
+        if unarchive == "ZIP" and artifact.unarchive_folder in ("", ".", ".."):
+            self.error(uri_path, f"'{artifact.file_name}' would unpack into the folder "
+                       f"'{artifact.unarchive_folder}', outside its own",
+                       "give the archive a name before its extension, e.g. app.zip")
+            return None
+        return artifact
 
     def permission(self, value: Any, path: NodePath) -> Permission:
         mapping = self.mapping(value, path, "Permission")

@@ -14,7 +14,7 @@ from nucleus.builtins import BUILTIN_NAMES, builtin_versions
 from nucleus.config import NucleusConfig
 from nucleus.errors import MultiError, NucleusError
 from nucleus.paths import RootLayout
-from nucleus.recipe import Recipe, read_recipe
+from nucleus.recipe import Diagnostic, Recipe, RecipeError, read_recipe
 from nucleus.recipe.model import GENERIC, Dependency, Lifecycle, Manifest
 from nucleus.recipe.platform import select_manifest
 from nucleus.recipe.variables import ComponentFacts, VariableContext, render_lifecycle
@@ -145,6 +145,7 @@ def make_plan(request: PlanRequest, layout: RootLayout, config: NucleusConfig,
     chosen = resolve(roots, index, preferred=request.preferred, looked_in=looked_in)
 
     components = []
+    invalid: list[Diagnostic] = []  # typed fields still invalid once rendered, for every component at once
     chosen_versions = {c.name: c.version for c in chosen}
     for candidate in chosen:
         recipe = candidates.recipes.get((candidate.name, candidate.version))
@@ -153,15 +154,22 @@ def make_plan(request: PlanRequest, layout: RootLayout, config: NucleusConfig,
                                                Lifecycle(), (), None))
             continue
         manifest = select_manifest(recipe, device)
-        lifecycle = render_lifecycle(manifest.lifecycle, _context(recipe, chosen_versions, candidates,
-                                                                  layout, config), warnings)
+        try:
+            lifecycle = render_lifecycle(manifest.lifecycle, _context(recipe, chosen_versions, candidates,
+                                                                      layout, config), warnings)
+        except RecipeError as exc:
+            invalid += exc.diagnostics
+            continue
         source = None
         if (recipe.name, recipe.version) in candidates.named:
             source = find_artifact_source(recipe.name, recipe.version, Path(recipe.path),
                                           request.artifacts_dir, request.cwd or Path.cwd())
         components.append(PlannedComponent(recipe.name, recipe.version, False, recipe, manifest, lifecycle,
                                            recipe.dependencies, source))
-    return Plan(tuple(components), tuple(r.name for r in roots), tuple(warnings), dict(device),
+    if invalid:
+        raise RecipeError(invalid)
+    # A variable the recipe's own check warned about is warned about again as it renders: say it once.
+    return Plan(tuple(components), tuple(r.name for r in roots), tuple(dict.fromkeys(warnings)), dict(device),
                 tuple(r.name for r in deployed))
 
 

@@ -120,7 +120,7 @@ def test_variables(text: str, expected: str) -> None:
     ("{configuration:/Missing}", "no /Missing in com.example.A's configuration"),
     ("{configuration:/Obj/a/5}", "no /Obj/a/5"),
     ("{com.example.Other:artifacts:path}", "com.example.Other is not a direct dependency of com.example.A"),
-    ("{com.example.Dep:iot:thingName}", "iot values of other components are not available"),
+    ("{com.example.Dep:iot:thingname}", "unknown variable"),  # keys are case-sensitive
     ("{artifacts:paht}", "unknown variable"),
     ("{foo:bar}", "unknown variable"),
 ])

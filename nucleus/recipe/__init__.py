@@ -20,6 +20,7 @@ from nucleus.recipe.model import (
     Lifecycle,
     Manifest,
     Permission,
+    Place,
     Platform,
     Recipe,
     Step,
@@ -28,7 +29,7 @@ from nucleus.recipe.normalise import Normalised, normalise
 
 __all__ = [
     "DEFAULT_TIMEOUTS", "GENERIC", "STEP_NAMES", "Artifact", "Dependency", "Diagnostic", "Document",
-    "Lifecycle", "Manifest", "Normalised", "Permission", "Platform", "Recipe", "RecipeError", "Step",
+    "Lifecycle", "Manifest", "Normalised", "Permission", "Place", "Platform", "Recipe", "RecipeError", "Step",
     "load_recipe", "parse_recipe", "read_recipe",
 ]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 RECIPE_FORMAT_VERSION = "2020-01-25"
 GENERIC = "aws.greengrass.generic"
@@ -30,9 +30,32 @@ DEFAULT_TIMEOUTS: Mapping[str, int | None] = {
 HARD, SOFT = "HARD", "SOFT"
 
 
+class Place(NamedTuple):
+    """Where a value was written, so that a message about it after loading (a variable that does not
+    resolve at plan time) can still say `FILE:LINE:COL: <where>`."""
+
+    source: str
+    line: int
+    column: int
+    path: tuple[str | int, ...]  # keys and list indexes as written, e.g. ("Manifests", 0, "Lifecycle")
+
+    @property
+    def where(self) -> str:
+        """The place in the recipe as written, e.g. `Manifests[0].Lifecycle.Install.Timeout`."""
+        from nucleus.recipe.diagnostics import render_path
+
+        return render_path(self.path)
+
+
 @dataclass(frozen=True)
 class Step:
-    """One lifecycle step: a shell script and how to run it."""
+    """One lifecycle step: a shell script and how to run it.
+
+    A typed field whose text holds a recipe variable (`Timeout: "{configuration:/timeout}"`, as AWS's own
+    components write) cannot be typed until the variable is substituted at plan time: it waits in
+    `pending` as text, and `timeout`/`requires_privilege` keep their defaults until then. A rendered step
+    (`nucleus.recipe.variables.render_lifecycle`) has nothing pending.
+    """
 
     name: str  # lower-case step name
     script: str
@@ -40,6 +63,9 @@ class Step:
     skipif: str | None = None
     requires_privilege: bool = False
     setenv: Mapping[str, str] = field(default_factory=dict)
+    pending: Mapping[str, str] = field(default_factory=dict)  # "timeout" / "requires_privilege" → text
+    # Where each string was written: "script", "skipif", "timeout", "requires_privilege", "setenv.<NAME>".
+    places: Mapping[str, Place] = field(default_factory=dict, compare=False)
 
     @property
     def effective_timeout(self) -> int | None:
@@ -53,6 +79,7 @@ class Lifecycle:
 
     steps: Mapping[str, Step] = field(default_factory=dict)
     setenv: Mapping[str, str] = field(default_factory=dict)
+    places: Mapping[str, Place] = field(default_factory=dict, compare=False)  # "setenv.<NAME>" → where
 
     def step(self, name: str) -> Step | None:
         return self.steps.get(name)

@@ -6,17 +6,21 @@ everything inside `DefaultConfiguration`). Strings such as `"true"` and `"900"` 
 Greengrass accepts them. Unknown keys are kept out of the model and reported as warnings: a typo such as
 `Instal` must never pass silently. Every problem is collected, not only the first.
 
+A typed step field whose text holds a recipe variable (`Timeout: "{configuration:/timeout}"`) is kept as
+text, to be typed after substitution at plan time; every lifecycle string keeps where it was written, and
+variables that cannot resolve are warnings (`nucleus.recipe.variables.check_variables`).
+
 Pure: no I/O. The key tables here are shared with `nucleus.recipe.schema`, which checks the same recipe
 against the JSON Schema.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from nucleus.recipe import fields as typed
 from nucleus.recipe.diagnostics import Diagnostic, render_path
 from nucleus.recipe.load import Document, NodePath
 from nucleus.recipe.model import (
@@ -30,17 +34,17 @@ from nucleus.recipe.model import (
     Lifecycle,
     Manifest,
     Permission,
+    Place,
     Platform,
     Recipe,
     Step,
 )
+from nucleus.recipe.variables import check_variables, has_variable
 
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9\-_.]+$")
 MAX_NAME_LENGTH = 128
 MAX_VERSION_LENGTH = 64
 MAX_VERSION_NUMBER = 999_999
-MAX_TIMEOUT = 2**31 - 1  # Greengrass reads Timeout as a Java int
-SKIPIF_PATTERN = re.compile(r"^(!?)\s*(onpath|exists)\s+(\S.*)$", re.IGNORECASE)
 HASH_ALGORITHMS = {"SHA-1": "sha1", "SHA-224": "sha224", "SHA-256": "sha256", "SHA-384": "sha384",
                    "SHA-512": "sha512", "MD5": "md5"}
 
@@ -78,6 +82,8 @@ def normalise(doc: Document, *, digest: str = "") -> Normalised:
     """Check and convert a loaded recipe; `recipe` is None when any error was found."""
     walker = _Walker(doc)
     recipe = walker.recipe(digest)
+    if recipe is not None and not walker.errors():
+        walker.diagnostics += check_variables(recipe)
     diagnostics = sorted(_unique(walker.diagnostics), key=lambda d: (d.line, d.column))
     if any(d.is_error for d in diagnostics):
         recipe = None
@@ -114,6 +120,9 @@ class _Walker:
 
     def warn(self, path: NodePath, message: str, hint: str = "") -> None:
         self._report("warning", path, message, hint)
+
+    def place(self, path: NodePath) -> Place:
+        return Place(self.doc.source, *self.doc.mark(path), tuple(path))
 
     # -- generic readers -------------------------------------------------------------------------
 
@@ -187,8 +196,9 @@ class _Walker:
             self.error(path, f"'{text}' is not a valid {what}", f"use one of: {', '.join(options)}")
         return match
 
-    def string_map(self, value: Any, path: NodePath, what: str) -> dict[str, str]:
-        """Setenv-style maps: user-named keys (case kept), scalar values as text."""
+    def string_map(self, value: Any, path: NodePath, what: str,
+                   places: dict[str, Place] | None = None) -> dict[str, str]:
+        """Setenv-style maps: user-named keys (case kept), scalar values as text (and where each is)."""
         mapping = self.mapping(value, path, what)
         result: dict[str, str] = {}
         for key, item in (mapping or {}).items():
@@ -207,6 +217,8 @@ class _Walker:
                 self.error(item_path, "contains a NUL character", "an environment value cannot hold one")
                 continue
             result[name] = text
+            if places is not None:
+                places[f"setenv.{name}"] = self.place(item_path)
         return result
 
     # -- the recipe ------------------------------------------------------------------------------
@@ -515,8 +527,9 @@ class _Walker:
             return None
         found = self.fields(mapping, path, LIFECYCLE_KEYS, "a lifecycle")
         setenv: dict[str, str] = {}
+        places: dict[str, Place] = {}
         if "Setenv" in found:
-            setenv = self.string_map(*self.select(*found["Setenv"], chosen, all_selectors), "Setenv")
+            setenv = self.string_map(*self.select(*found["Setenv"], chosen, all_selectors), "Setenv", places)
         steps: dict[str, Step] = {}
         for step_name in STEP_NAMES:
             key = step_name.capitalize()
@@ -527,7 +540,7 @@ class _Walker:
         if "startup" in steps and "run" in steps:
             self.warn(found["Run"][1], "both Startup and Run are given: Run is used only when Startup is "
                       "skipped (its Skipif holds)", "Greengrass runs one of them; keep the one you mean")
-        return Lifecycle(steps, setenv)
+        return Lifecycle(steps, setenv, places)
 
     def step(self, name: str, value: Any, path: NodePath, chosen: tuple[str, ...],
              all_selectors: set[str]) -> Step | None:
@@ -539,7 +552,7 @@ class _Walker:
             if script and "\0" in script:
                 self.error(path, "contains a NUL character", "a shell script cannot hold one; remove it")
                 return None
-            return Step(name, script) if script and script.strip() else None
+            return Step(name, script, places={"script": self.place(path)}) if script and script.strip() else None
         if not value:
             return None
         found = self.fields(value, path, STEP_KEYS, f"the {name} step")
@@ -554,60 +567,42 @@ class _Walker:
         if script and "\0" in script:
             self.error(script_path, "contains a NUL character", "a shell script cannot hold one; remove it")
             return None
-        timeout = self.timeout(*field_value("Timeout"))
-        skipif = self.skipif(*field_value("Skipif"))
-        privilege = self.flag(*field_value("RequiresPrivilege"))
+        places = {"script": self.place(script_path)}
+        values: dict[str, Any] = {}
+        pending: dict[str, str] = {}
+        for attribute, (key, rule) in typed.TYPED.items():
+            value, value_path = field_value(key)
+            if attribute == "skipif" and value not in (_MISSING, None):
+                value = self.text(value, value_path, "Skipif")
+            if value is _MISSING or value is None:
+                continue
+            places[attribute] = self.place(value_path)
+            checked, problem = rule(value)
+            if not problem:
+                values[attribute] = checked
+            elif not has_variable(value):
+                self.typed_error(value, value_path, problem)
+            elif attribute == "skipif":
+                values[attribute] = value.strip()  # Skipif is text: checked again once substituted
+            else:
+                pending[attribute] = value  # typed once substituted, at plan time
         setenv_value, setenv_path = field_value("Setenv")
-        setenv = {} if setenv_value is _MISSING else self.string_map(setenv_value, setenv_path, "Setenv")
+        setenv = {} if setenv_value is _MISSING else self.string_map(setenv_value, setenv_path, "Setenv", places)
         if not script or not script.strip():
             if set(found) - {"Script"}:
                 self.error(path, f"the {name} step has no Script", "add Script: <the command to run>")
             return None
-        return Step(name, script, timeout, skipif, privilege, setenv)
+        return Step(name, script, values.get("timeout"), values.get("skipif"),
+                    values.get("requires_privilege", False), setenv, pending, places)
 
-    def timeout(self, value: Any, path: NodePath) -> int | None:
-        if value is _MISSING or value is None:
-            return None
-        number: float | None = None
-        if isinstance(value, bool):
-            number = None
-        elif isinstance(value, (int, float)):
-            number = value
-        elif isinstance(value, str) and re.fullmatch(r"\s*\d+(\.0*)?\s*", value):
-            number = float(value)
-        if number is None or not math.isfinite(number) or number != int(number) or number <= 0:
-            shown = self.doc.texts.get(path, value)
-            self.error(path, f"'{shown}' is not a positive whole number of seconds",
-                       "write the number of seconds, e.g. Timeout: 300")
-            return None
-        if number > MAX_TIMEOUT:
-            self.error(path, f"'{self.doc.texts.get(path, value)}' seconds is more than Greengrass allows",
-                       f"use at most {MAX_TIMEOUT} (about 68 years), or leave Timeout out")
-            return None
-        return int(number)
-
-    def skipif(self, value: Any, path: NodePath) -> str | None:
-        if value is _MISSING or value is None:
-            return None
-        text = self.text(value, path, "Skipif")
-        if text is None:
-            return None
-        if not SKIPIF_PATTERN.match(text.strip()):
-            self.error(path, f"'{text}' is not a check Greengrass knows",
-                       "use 'onpath <program>' or 'exists <file>', optionally with '!' in front")
-            return None
-        return text.strip()
-
-    def flag(self, value: Any, path: NodePath) -> bool:
-        if value is _MISSING or value is None:
-            return False
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return value.strip().lower() == "true"
-        self.error(path, f"'{self.doc.texts.get(path, value)}' is not true or false",
-                   "write RequiresPrivilege: true")
-        return False
+    def typed_error(self, value: Any, path: NodePath, problem: str) -> None:
+        """A Timeout, RequiresPrivilege or Skipif that is not valid (and holds no recipe variable)."""
+        if isinstance(value, dict) and len(value) == 1 and has_variable(f"{{{next(iter(value))}}}"):
+            variable = f"{{{next(iter(value))}}}"
+            self.error(path, f"YAML reads the unquoted {variable} as a mapping, not as text",
+                       f"quote it: '{variable}'")
+        else:
+            self.error(path, f"'{self.doc.texts.get(path, value)}' {problem}", typed.HINTS[problem])
 
 
 def _kind(value: Any) -> str:

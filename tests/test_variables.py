@@ -184,6 +184,23 @@ def test_the_emqx_recipe_with_a_bad_configuration_value_is_one_error_per_field(n
     assert result.out == ""
 
 
+def test_a_deployment_runs_with_the_typed_values(nucleus: Nucleus) -> None:
+    """The substituted, typed values reach the steps: privilege off, a 1-second install timeout."""
+    marker = nucleus.workdir / "ran"
+    path = nucleus.recipe(A, f"""
+        Install:
+          Script: echo install >> {marker}; sleep 60
+          Timeout: '{{configuration:/installSeconds}}'
+          RequiresPrivilege: '{{configuration:/privileged}}'
+          Skipif: '{{configuration:/skip}}'
+    """, extra="ComponentConfiguration:\n  DefaultConfiguration: {installSeconds: '1', privileged: 'false', "
+               "skip: '! exists /'}")
+    result = nucleus.run("deploy", str(path))
+    assert result.code == 1, result.out + result.err
+    assert "install timed out after 1s (its processes were ended)" in result.out
+    assert marker.read_text().startswith("install\n")
+
+
 # -- 2. every system namespace is valid across components -----------------------------------------
 
 

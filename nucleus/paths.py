@@ -45,6 +45,14 @@ class RootLayout(NamedTuple):
         return self.path / "packages" / "artifacts-unarchived"
 
     @property
+    def contents_dir(self) -> Path:
+        """Every content a component version has had, by digest; the three folders above link into it."""
+        return self.path / "packages" / "contents"
+
+    def content(self, name: str, version: str, digest: str) -> Path:
+        return self.contents_dir / name / version / digest
+
+    @property
     def work_root(self) -> Path:
         return self.path / "work"
 
@@ -91,7 +99,7 @@ class RootLayout(NamedTuple):
 
         try:
             for folder in (self.path, self.config_dir, self.recipes_dir, self.artifacts_dir,
-                           self.unarchived_dir, self.work_root, self.logs_dir):
+                           self.unarchived_dir, self.contents_dir, self.work_root, self.logs_dir):
                 folder.mkdir(parents=True, exist_ok=True)
             for private in (self.config_dir, self.logs_dir):  # component output often carries secrets
                 if private.stat().st_mode & 0o777 != 0o700:

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from nucleus.errors import NucleusError, disk_error
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -71,11 +71,28 @@ MIGRATIONS: dict[int, str] = {
         -- from a component (its parent died), `pgid` its pid
         ALTER TABLE processes ADD COLUMN kind TEXT NOT NULL DEFAULT 'group';
     """,
+    4: """
+        -- who asked (cli, foreground, ipc, cloud) and the whole deployment document, so that a queued
+        -- deployment survives a restart; status gains QUEUED
+        ALTER TABLE deployments ADD COLUMN source TEXT NOT NULL DEFAULT 'cli';
+        ALTER TABLE deployments ADD COLUMN document TEXT;
+        -- the content (by digest) of every component of the last deployment that succeeded: what a
+        -- restart and a rollback restore, exactly
+        CREATE TABLE committed (
+            name TEXT PRIMARY KEY,
+            version TEXT NOT NULL,
+            digest TEXT NOT NULL
+        );
+    """,
 }
 
 SQL_SCHEMA_VERSION = "PRAGMA user_version"
 SQL_INSERT_DEPLOYMENT = ("INSERT INTO deployments (created_at, mode, status, request, previous_roots) "
                          "VALUES (?, ?, 'IN_PROGRESS', ?, ?)")
+SQL_QUEUE_DEPLOYMENT = ("INSERT INTO deployments (created_at, mode, status, request, source, document) "
+                        "VALUES (?, ?, 'QUEUED', ?, ?, ?)")
+SQL_START_DEPLOYMENT = "UPDATE deployments SET status = 'IN_PROGRESS', previous_roots = ? WHERE id = ?"
+SQL_QUEUED_DEPLOYMENTS = "SELECT id, source, document FROM deployments WHERE status = 'QUEUED' ORDER BY id"
 SQL_FINISH_DEPLOYMENT = "UPDATE deployments SET status = ?, error = ? WHERE id = ?"
 SQL_LIST_DEPLOYMENTS = "SELECT id, created_at, mode, status, error FROM deployments ORDER BY id"
 SQL_GET_DEPLOYMENT = "SELECT id, created_at, mode, status, error, request, previous_roots FROM deployments WHERE id = ?"
@@ -83,6 +100,9 @@ SQL_UNFINISHED_DEPLOYMENTS = "SELECT id FROM deployments WHERE status = 'IN_PROG
 SQL_LIST_ROOTS = "SELECT name, version, recipe_path FROM roots ORDER BY name"
 SQL_CLEAR_ROOTS = "DELETE FROM roots"
 SQL_INSERT_ROOT = "INSERT INTO roots (name, version, recipe_path) VALUES (?, ?, ?)"
+SQL_LIST_COMMITTED = "SELECT name, version, digest FROM committed ORDER BY name"
+SQL_CLEAR_COMMITTED = "DELETE FROM committed"
+SQL_INSERT_COMMITTED = "INSERT INTO committed (name, version, digest) VALUES (?, ?, ?)"
 SQL_UPSERT_COMPONENT = """
     INSERT INTO components (name, version, state, builtin, digest, cause, stopped, token, updated_at,
                             configuration)
@@ -182,6 +202,12 @@ def _openable(path: Path) -> Path:
     return target
 
 
+def _statements(script: str) -> list[str]:
+    """A migration's statements, its `--` comments dropped (they may hold any punctuation)."""
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [statement.strip() for statement in "\n".join(lines).split(";") if statement.strip()]
+
+
 def _open_readonly(path: Path) -> sqlite3.Connection:
     """Read-only: `mode=ro`, or `immutable=1` when the folder cannot be written (SQLite cannot even read a
     WAL database there otherwise)."""
@@ -239,9 +265,8 @@ class State:
         version = self._check_version()
         for step in range(version + 1, SCHEMA_VERSION + 1):
             with self._transaction():
-                for statement in MIGRATIONS[step].split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
+                for statement in _statements(MIGRATIONS[step]):
+                    self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {step}")
 
     def _transaction(self) -> "_Transaction":
@@ -255,6 +280,22 @@ class State:
                 now_iso(), mode, json.dumps(request, sort_keys=True),
                 json.dumps([r._asdict() for r in previous_roots])))
             return int(cursor.lastrowid)
+
+    def queue_deployment(self, mode: str, source: str, request: dict[str, Any], document: str) -> int:
+        """A deployment accepted but not started: QUEUED, its document kept to run it after a restart."""
+        with self._transaction():
+            cursor = self._db.execute(SQL_QUEUE_DEPLOYMENT, (now_iso(), mode, json.dumps(request, sort_keys=True),
+                                                             source, document))
+            return int(cursor.lastrowid)
+
+    def start_deployment(self, deployment_id: int, previous_roots: Iterable[RootRecord]) -> None:
+        with self._transaction():
+            self._db.execute(SQL_START_DEPLOYMENT, (json.dumps([r._asdict() for r in previous_roots]), deployment_id))
+
+    def queued_deployments(self) -> list[tuple[int, str, str]]:
+        """(id, source, document) of every deployment still QUEUED, oldest first."""
+        return [(int(i), str(source), str(document or "{}"))
+                for i, source, document in self._db.execute(SQL_QUEUED_DEPLOYMENTS)]
 
     def finish_deployment(self, deployment_id: int, status: str, error: str | None = None) -> None:
         with self._transaction():
@@ -284,12 +325,31 @@ class State:
             if deployment_id is not None and status is not None:
                 self._db.execute(SQL_FINISH_DEPLOYMENT, (status, error, deployment_id))
 
+    def committed(self) -> dict[str, tuple[str, str]]:
+        """name → (version, digest) of every component of the last deployment that succeeded."""
+        return {name: (version, digest) for name, version, digest in self._db.execute(SQL_LIST_COMMITTED)}
+
+    def commit(self, roots: Iterable[RootRecord], components: Iterable[tuple[str, str, str]], deployment_id: int,
+               status: str, error: str | None = None) -> None:
+        """A deployment's outcome with the set it leaves deployed — roots and every component's content —
+        in one transaction: after a crash, either the old set and no outcome, or the new set and its outcome."""
+        with self._transaction():
+            self._db.execute(SQL_CLEAR_ROOTS)
+            self._db.executemany(SQL_INSERT_ROOT, [(r.name, r.version, r.recipe_path) for r in roots])
+            self._db.execute(SQL_CLEAR_COMMITTED)
+            self._db.executemany(SQL_INSERT_COMMITTED, list(components))
+            self._db.execute(SQL_FINISH_DEPLOYMENT, (status, error, deployment_id))
+
     # -- components ------------------------------------------------------------------------------
 
     def record(self, *, components: Iterable[ComponentRecord] = (), processes: Iterable[ProcessRecord] = (),
-               gone: Iterable[tuple[int, float]] = ()) -> None:
-        """Component states, spawned process groups and those whose leader is gone, in one transaction."""
+               gone: Iterable[tuple[int, float]] = (), forgotten: Iterable[str] = (),
+               bootstrapped: Iterable[tuple[str, str, str]] = ()) -> None:
+        """Component states, spawned process groups and those whose leader is gone, components removed and
+        bootstraps done — in one transaction."""
         with self._transaction():
+            self._db.executemany(SQL_DELETE_COMPONENT, [(name,) for name in forgotten])
+            self._db.executemany(SQL_SET_BOOTSTRAPPED, list(bootstrapped))
             self._db.executemany(SQL_UPSERT_COMPONENT, [
                 (r.name, r.version, r.state, int(r.builtin), r.digest, r.cause, int(r.stopped), r.token,
                  r.updated_at, r.configuration) for r in components])

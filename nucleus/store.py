@@ -111,7 +111,16 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644, *, fsync: bool = Tr
 
 
 class Store:
-    """Recipes and artifacts of the components this root has deployed."""
+    """Recipes and artifacts of the components this root has deployed, kept by content.
+
+    Every content a component version has had — its recipe, its artifacts, what its archives unpack to —
+    lives whole and unchanged under `contents/<Name>/<Version>/<digest>/`, written once (in a staging
+    folder, renamed into place when complete). The places Greengrass users and recipes know —
+    `recipes/<Name>@<Version>.recipe.<ext>`, `artifacts/<Name>/<Version>/`,
+    `artifacts-unarchived/<Name>/<Version>/` — are links to the *active* content, switched atomically by
+    `activate`. So importing never changes what runs; a deployment that fails, a rollback and a restart
+    after a crash can each make exactly the last good content active again.
+    """
 
     def __init__(self, layout: RootLayout, limits: UnpackLimits = UnpackLimits()) -> None:
         self.layout = layout
@@ -137,7 +146,7 @@ class Store:
         return self.layout.recipes_dir / f"{name}@{version}.recipe{suffix}"
 
     def _index(self) -> dict[str, list[Path]]:
-        """Stored recipe files by component name, from one listing of the folder (a deployment of
+        """Active recipe files by component name, from one listing of the folder (a deployment of
         hundreds of components asks for each of them)."""
         if self._by_name is None:
             folder = self.layout.recipes_dir
@@ -151,41 +160,55 @@ class Store:
         return self._by_name
 
     def recipe_files(self, name: str | None = None) -> list[Path]:
-        """Stored recipe files, all of them or those of one component (found by file name only)."""
+        """Active recipe files, all of them or those of one component (found by file name only)."""
         index = self._index()
         if name is not None:
             return list(index.get(name, []))
         return sorted(path for paths in index.values() for path in paths)
 
     def stored_versions(self, name: str) -> dict[str, Path]:
-        """Each stored version of a component, with its recipe file."""
+        """Each stored version of a component, with its active recipe file."""
         return {path.name[len(name) + 1:].split(".recipe.", 1)[0]: path for path in self.recipe_files(name)}
 
-    def prune(self, name: str, keep: set[str]) -> list[str]:
-        """Delete every stored version of `name` but `keep` (the current and the previous one)."""
-        import shutil
+    # -- content by digest -----------------------------------------------------------------------
 
-        removed = []
-        for version, path in self.stored_versions(name).items():
-            if version in keep:
-                continue
-            path.unlink(missing_ok=True)
-            self._index()[name].remove(path)
-            for marker in ("artifacts.sha256", "digest"):
-                (self.layout.recipes_dir / f"{name}@{version}.{marker}").unlink(missing_ok=True)
-            shutil.rmtree(self.layout.artifacts(name, version), ignore_errors=True)
-            shutil.rmtree(self.layout.unarchived(name, version), ignore_errors=True)
-            removed.append(version)
-        return removed
+    def content_of(self, recipe_path: str | Path) -> str | None:
+        """The digest of the content a recipe file belongs to (it is in `contents/…/<digest>/`), else None."""
+        real = Path(os.path.realpath(recipe_path))
+        contents = Path(os.path.realpath(self.layout.contents_dir))
+        if real.parent.parent.parent.parent == contents and (real.parent / COMPLETE).is_file():
+            return real.parent.name
+        return None
 
-    def import_component(self, recipe: Recipe, manifest: Manifest, source: Path | None) -> str:
-        """Put the recipe and its artifact folder into the store; returns the component's digest.
+    def active_digest(self, name: str, version: str) -> str | None:
+        """The digest of the content `name` `version` runs from now (its links point there)."""
+        link = self.layout.artifacts(name, version)
+        if not link.is_symlink():
+            return None
+        return Path(os.readlink(link)).parent.name
+
+    def content_recipe(self, name: str, version: str, digest: str) -> Path | None:
+        """The recipe file of one content, if the store has it whole."""
+        folder = self.layout.content(name, version, digest)
+        if not (folder / COMPLETE).is_file():
+            return None
+        return next((folder / f"recipe{suffix}" for suffix in RECIPE_SUFFIXES
+                     if (folder / f"recipe{suffix}").is_file()), None)
+
+    def import_component(self, recipe: Recipe, manifest: Manifest, source: Path | None, *,
+                         activate: bool = True) -> str:
+        """Put the recipe and its artifact folder into the store as one content; returns its digest.
 
         The digest covers the recipe file and every artifact file, so that a redeploy of the same version
-        with anything changed is noticed. A full or read-only disk is one `NucleusError` naming the path.
+        with anything changed is noticed. `activate=False` leaves the running content's links alone (a
+        deployment activates each component's new content only once its old instance has stopped). A full
+        or read-only disk is one `NucleusError` naming the path.
         """
         try:
-            return self._import(recipe, manifest, source)
+            digest = self._import(recipe, manifest, source)
+            if activate:
+                self.activate(recipe.name, recipe.version, digest)
+            return digest
         except OSError as exc:
             error = disk_error(exc, self.layout.path)
             if error is None:
@@ -195,83 +218,129 @@ class Store:
             raise error from None
 
     def _import(self, recipe: Recipe, manifest: Manifest, source: Path | None) -> str:
-        recipe_file = Path(recipe.path)
-        data = recipe_file.read_bytes()
-        suffix = recipe_file.suffix if recipe_file.suffix in RECIPE_SUFFIXES else ".yaml"
-        target = self.recipe_path(recipe.name, recipe.version, suffix)
-        if recipe_file.absolute() != target.absolute():
-            stored = self._index().setdefault(recipe.name, [])
-            for stale in list(stored):
-                if stale.name.startswith(f"{recipe.name}@{recipe.version}.recipe.") and stale != target:
-                    stale.unlink()
-                    stored.remove(stale)
-            if not target.exists() or target.read_bytes() != data:
-                write_atomic(target, data, fsync=False)
-                self._unsynced.append(target)
-            if target not in stored:
-                stored.append(target)
-                stored.sort()
-        artifacts_digest = self._import_artifacts(recipe, source)
+        if source is None:
+            stored = self.content_of(recipe.path)
+            if stored is not None:  # read from the store: that very content
+                return stored
+        artifacts_digest = tree_digest(source)
         digest = sha256(f"{recipe.digest}:{artifacts_digest}".encode()).hexdigest()
-        prepared = self.layout.recipes_dir / f"{recipe.name}@{recipe.version}.digest"
-        if not (prepared.is_file() and prepared.read_text() == digest):
-            # New or changed: check, unpack and set modes. An unchanged component is left alone — its
-            # unpacked files may be in use by the running instance.
-            self.prepare_artifacts(recipe, manifest, source)
-            write_atomic(prepared, digest.encode(), fsync=False)
-            self._unsynced.append(prepared)
-        return digest
-
-    def _recover(self, destination: Path, version: str) -> None:
-        """Undo what a kill between the two renames of an artifact swap left: the old folder put back,
-        half-copied staging folders removed."""
-        import shutil
-
-        retired = destination.with_name(f".{version}.old")
-        if retired.is_dir() and not destination.exists():
-            os.replace(retired, destination)
-        if destination.parent.is_dir():
-            for leftover in destination.parent.glob(f".{version}.*"):
-                shutil.rmtree(leftover, ignore_errors=True)
-
-    def _import_artifacts(self, recipe: Recipe, source: Path | None) -> str:
-        """Copy the artifact folder in (when it changed); returns the digest of its source."""
-        destination = self.layout.artifacts(recipe.name, recipe.version)
-        self._recover(destination, recipe.version)
-        marker = self.layout.recipes_dir / f"{recipe.name}@{recipe.version}.artifacts.sha256"
-        if source is None:  # already stored: the digest taken when it was imported (modes set since)
-            destination.mkdir(parents=True, exist_ok=True)
-            return marker.read_text() if marker.is_file() else tree_digest(destination)
-        digest = tree_digest(source)
-        if destination.is_dir() and marker.is_file() and marker.read_text() == digest:
+        folder = self.layout.content(recipe.name, recipe.version, digest)
+        if (folder / COMPLETE).is_file():
             return digest
         import shutil
         import tempfile
 
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{recipe.version}."))
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{digest[:12]}."))
         try:
-            _copy_tree(source, staging)
+            suffix = Path(recipe.path).suffix if Path(recipe.path).suffix in RECIPE_SUFFIXES else ".yaml"
+            shutil.copyfile(recipe.path, staging / f"recipe{suffix}")
+            (staging / "artifacts").mkdir()
+            (staging / "unarchived").mkdir()
+            if source is not None:
+                _copy_tree(source, staging / "artifacts")
             os.chmod(staging, 0o755)
-            if destination.exists():
-                retired = destination.with_name(f".{recipe.version}.old")
-                shutil.rmtree(retired, ignore_errors=True)
-                os.replace(destination, retired)
-                os.replace(staging, destination)
-                shutil.rmtree(retired, ignore_errors=True)
-            else:
-                os.replace(staging, destination)
+            os.chmod(staging / "artifacts", 0o755)
+            # Checked, unpacked and with its modes set before it is complete: a content never changes after.
+            self.prepare_artifacts(recipe, manifest, source, staging / "artifacts", staging / "unarchived")
+            (staging / COMPLETE).write_text(artifacts_digest)
+            self._unsynced.extend(path for path in _files(staging) if not path.is_symlink())
+            self.sync()  # the copies are durable before the rename says they are complete
+            shutil.rmtree(folder, ignore_errors=True)  # an incomplete one a crash left
+            os.replace(staging, folder)
+            self._unsynced.append(folder.parent)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        self._unsynced.extend(path for path in _files(destination) if not path.is_symlink())
-        self.sync()  # the copies are durable before the marker says they are complete
-        write_atomic(marker, digest.encode(), fsync=False)
-        self._unsynced.append(marker)
         return digest
 
-    def prepare_artifacts(self, recipe: Recipe, manifest: Manifest, source: Path | None) -> None:
+    def activate(self, name: str, version: str, digest: str) -> None:
+        """Point the Greengrass paths of `name` `version` at one content (each link switched atomically)."""
+        folder = self.layout.content(name, version, digest)
+        recipe = self.content_recipe(name, version, digest)
+        if recipe is None:
+            raise NotFoundError(f"{name} {version}: the store has no content {digest[:12]}",
+                                where=str(folder), hint="deploy the component again")
+        if self.active_digest(name, version) == digest and self.recipe_path(name, version, recipe.suffix).is_symlink():
+            return
+        _link(self.layout.artifacts(name, version), folder / "artifacts")
+        _link(self.layout.unarchived(name, version), folder / "unarchived")
+        target = self.recipe_path(name, version, recipe.suffix)
+        stored = self._index().setdefault(name, [])
+        for stale in [p for p in stored if p.name.startswith(f"{name}@{version}.recipe.") and p != target]:
+            stale.unlink(missing_ok=True)
+            stored.remove(stale)
+        _link(target, recipe)
+        if target not in stored:
+            stored.append(target)
+            stored.sort()
+        self._unsynced.extend([target.parent, self.layout.artifacts(name, version).parent,
+                               self.layout.unarchived(name, version).parent])
+        self.sync()
+
+    def prune(self, name: str, keep: set[str]) -> list[str]:
+        """Delete every content of `name` whose digest is not in `keep` (the caller keeps what runs), and
+        every version left with no content; returns the versions removed."""
+        import shutil
+
+        removed = []
+        versions = self.layout.contents_dir / name
+        if not versions.is_dir():
+            return removed
+        for version_dir in versions.iterdir():
+            version = version_dir.name
+            for content in version_dir.iterdir():
+                if content.name not in keep:
+                    shutil.rmtree(content, ignore_errors=True)
+            if any(version_dir.iterdir()):
+                continue
+            version_dir.rmdir()
+            for link in (self.layout.artifacts(name, version), self.layout.unarchived(name, version),
+                         *[p for p in self.recipe_files(name) if p.name.startswith(f"{name}@{version}.recipe.")]):
+                link.unlink(missing_ok=True)
+            self._index()[name] = [p for p in self._index().get(name, []) if p.exists() or p.is_symlink()]
+            removed.append(version)
+        return removed
+
+    def migrate(self) -> int:
+        """Move a store laid out by an older nucleus (plain files where the links are now) into contents,
+        keeping every digest; safe to run again after a crash half-way. Returns how many it moved."""
+        moved = 0
+        for path in self.recipe_files():
+            if path.is_symlink() or not path.is_file():
+                continue
+            name, _, rest = path.name.partition("@")
+            version = rest.split(".recipe.", 1)[0]
+            self._migrate_one(name, version, path)
+            moved += 1
+        return moved
+
+    def _migrate_one(self, name: str, version: str, recipe: Path) -> None:
+        import shutil
+
+        markers = [self.layout.recipes_dir / f"{name}@{version}.{m}" for m in ("digest", "artifacts.sha256")]
+        digest = markers[0].read_text().strip() if markers[0].is_file() else \
+            sha256(recipe.read_bytes() + b":" + tree_digest(self.layout.artifacts(name, version)).encode()).hexdigest()
+        folder = self.layout.content(name, version, digest)
+        if not (folder / COMPLETE).is_file():
+            staging = folder.with_name(f".migrate-{digest[:12]}")
+            staging.mkdir(parents=True, exist_ok=True)
+            for part, live in (("artifacts", self.layout.artifacts(name, version)),
+                               ("unarchived", self.layout.unarchived(name, version))):
+                if live.is_dir() and not live.is_symlink() and not (staging / part).exists():
+                    os.replace(live, staging / part)
+                (staging / part).mkdir(exist_ok=True)
+            shutil.copyfile(recipe, staging / f"recipe{recipe.suffix}")
+            (staging / COMPLETE).write_text(markers[1].read_text() if markers[1].is_file() else "")
+            os.replace(staging, folder)
+        _link(self.layout.artifacts(name, version), folder / "artifacts")
+        _link(self.layout.unarchived(name, version), folder / "unarchived")
+        _link(recipe, folder / f"recipe{recipe.suffix}")
+        for marker in markers:
+            marker.unlink(missing_ok=True)
+
+    def prepare_artifacts(self, recipe: Recipe, manifest: Manifest, source: Path | None, folder: Path,
+                          unarchived: Path) -> None:
         """Check each artifact of the chosen manifest is present and intact; unpack and set modes."""
-        folder = self.layout.artifacts(recipe.name, recipe.version)
         for artifact in manifest.artifacts:
             path = folder / artifact.file_name
             if path.is_symlink():
@@ -284,9 +353,24 @@ class Store:
             if artifact.digest:
                 check_digest(path, artifact, recipe)
             if artifact.unarchive == "ZIP":
-                unpack_zip(path, self.layout.unarchived(recipe.name, recipe.version) / artifact.unarchive_folder,
-                           artifact, self.limits)
+                unpack_zip(path, unarchived / artifact.unarchive_folder, artifact, self.limits)
             set_permission(path, artifact)
+
+
+COMPLETE = "complete"  # written last into a content's folder (it holds the artifacts' digest)
+
+
+def _link(link: Path, target: Path) -> None:
+    """Make `link` a symbolic link to `target` (relative, so that the root can move), replacing atomically
+    whatever link was there."""
+    link.parent.mkdir(parents=True, exist_ok=True)
+    relative = os.path.relpath(target, link.parent)
+    if link.is_symlink() and os.readlink(link) == relative:
+        return
+    temporary = link.with_name(f".{link.name}.{os.getpid()}.link")
+    temporary.unlink(missing_ok=True)
+    os.symlink(relative, temporary)
+    os.replace(temporary, link)
 
 
 def _missing_artifact(recipe: Recipe, artifact: Artifact, source: Path | None) -> NucleusError:

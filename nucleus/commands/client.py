@@ -27,6 +27,12 @@ def call(context: Context, command: str, *, json_output: bool = False, **argumen
                 done = message["done"]
                 for line in done.get("lines") or []:
                     print(line, file=sys.stderr)
+                if "deployment" in done:  # a deployment's typed result: its exit code is made here
+                    from nucleus.commands.results import exit_code
+                    from nucleus.deployment.model import Result
+
+                    result = Result.from_wire(done["deployment"])
+                    return exit_code(result), result
                 return int(done["exit"]), done.get("result")
     return 2, None
 
@@ -59,8 +65,9 @@ def show_event(message: dict[str, Any], json_output: bool) -> None:
 
 def deploy_through_daemon(args: argparse.Namespace, context: Context) -> int:
     """Hand the deployment to the running nucleus and wait for its outcome."""
-    sandbox_wanted = getattr(args, "sandbox", False)
-    if sandbox_wanted:
+    from nucleus.commands.deploy import document
+
+    if getattr(args, "sandbox", False):
         code, status = call(context, "status")
         if not (status or {}).get("sandbox"):
             from nucleus.errors import NucleusError
@@ -68,15 +75,11 @@ def deploy_through_daemon(args: argparse.Namespace, context: Context) -> int:
             raise NucleusError(f"the nucleus running on {context.layout.path} was started without --sandbox",
                                hint="stop it (`nucleus shutdown`) and run `nucleus start --sandbox`, or deploy "
                                     "without --sandbox")
-    code, result = call(
-        context, "deploy",
-        paths=[str(Path(p).absolute()) for p in args.paths],
-        recipes=[str(Path(p).absolute()) for p in args.recipes],
-        artifacts=str(Path(args.artifacts).absolute()) if args.artifacts else None,
-        cwd=str(Path.cwd()),
-        onFailure=args.on_failure)
-    if code == 0 and result:
-        print(f"nucleus: deployment {result['id']} succeeded: {result['summary']}")
+    asked = document(args)
+    code, result = call(context, "deploy", paths=list(asked.recipes), recipes=list(asked.recipe_dirs),
+                        artifacts=asked.artifacts_dir, cwd=asked.cwd, onFailure=asked.failure_policy.cli)
+    if code == 0 and result is not None:
+        print(f"nucleus: deployment {result.id} succeeded: {result.summary}")
     return code
 
 
@@ -88,6 +91,6 @@ def component_command(context: Context, command: str, name: str) -> int:
     """`restart`, `stop` or `remove` one component, showing its state changes; one line at the end."""
     code, result = call(context, command, name=name)
     if code == 0 and result:
-        state = f": {result['state']}" if "state" in result else ""
+        state = f": {result['state']}" if isinstance(result, dict) and "state" in result else ""
         print(f"nucleus: {command} {name} done{state}")
     return code

@@ -5,12 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from nucleus.cli import Context
 
+if TYPE_CHECKING:
+    from nucleus.config import NucleusConfig
+    from nucleus.deployment.candidates import PlanRequest
+    from nucleus.deployment.model import Document, Result
 
-def plan_request(args: argparse.Namespace) -> "object":
-    from nucleus.planning import PlanRequest
+
+def plan_request(args: argparse.Namespace) -> PlanRequest:
+    from nucleus.deployment.candidates import PlanRequest
 
     return PlanRequest(recipe_paths=tuple(Path(p) for p in args.paths), recipe_dirs=tuple(args.recipes),
                        artifacts_dir=args.artifacts, cwd=Path.cwd())
@@ -47,6 +53,7 @@ def run_foreground(args: argparse.Namespace, context: Context) -> int:
     from nucleus import aio
 
     aio.load()
+    from nucleus.commands.results import exit_code
     from nucleus.lock import RootLock
 
     layout = context.layout
@@ -60,41 +67,49 @@ def run_foreground(args: argparse.Namespace, context: Context) -> int:
         try:
             import asyncio
 
-            outcome = asyncio.run(_foreground(plan_request(args), context, config))
+            result = asyncio.run(_foreground(document(args, supervise=True), context, config))
         finally:
             if sandbox is not None:
                 sandbox.stop()
-    stream = sys.stdout if outcome.exit_code == 0 else sys.stderr
-    print(f"nucleus: deployment {'succeeded' if outcome.exit_code == 0 else 'ended'}: {outcome.summary}",
-          file=stream)
-    return outcome.exit_code
+    if result.kind is not None:  # the input was at fault: its own lines say why
+        for line in result.lines:
+            print(line, file=sys.stderr)
+    else:
+        stream = sys.stdout if result.succeeded else sys.stderr
+        print(f"nucleus: deployment {'succeeded' if result.succeeded else 'ended'}: {result.summary}", file=stream)
+    return exit_code(result)
 
 
-async def _foreground(request: "object", context: Context, config: "object") -> "object":
+def document(args: argparse.Namespace, *, supervise: bool = False) -> Document:
+    """The deployment document of `nucleus deploy PATH…`. For the daemon (which runs elsewhere) paths are
+    made absolute; here they stay as written, so that an error names the file as the user wrote it."""
+    from nucleus.deployment.model import Document, FailurePolicy
+
+    def path(text: str | Path) -> str:
+        return str(text) if supervise else str(Path(text).absolute())
+
+    return Document(
+        source="cli", recipes=tuple(path(p) for p in args.paths), recipe_dirs=tuple(path(p) for p in args.recipes),
+        artifacts_dir=path(args.artifacts) if args.artifacts else None, cwd=str(Path.cwd()),
+        failure_policy=FailurePolicy.from_cli(args.on_failure), supervise=supervise)
+
+
+def _progress(message: dict[str, Any]) -> None:
+    if message.get("event") == "warning":
+        print(message["text"], file=sys.stderr, flush=True)
+    elif message.get("event") == "note" and message.get("out"):
+        echo(message["text"])
+
+
+async def _foreground(document: Document, context: Context, config: NucleusConfig) -> Result:
     """Deploy in this process and supervise it to its end (DESIGN.md, the foreground deploy)."""
-    from nucleus.deployment import follow_foreground
     from nucleus.runtime import Runtime
 
-    runtime = Runtime(context.layout, config, echo=echo)  # type: ignore[arg-type]
-    deployment_id = runtime.state.begin_deployment(
-        "foreground", {"paths": [str(p) for p in request.recipe_paths]})  # type: ignore[attr-defined]
+    runtime = Runtime(context.layout, config, echo=echo)
     try:
         leftovers = await runtime.open()
         if leftovers:
             echo(f"nucleus: ended {leftovers} process(es) left behind by a nucleus that was killed")
-        plan = await runtime.deployer.plan(request)  # type: ignore[arg-type]
-        for warning in plan.warnings:
-            print(warning, file=sys.stderr)
-        names = ", ".join(f"{c.name} {c.version}" for c in plan.components if not c.builtin)
-        echo(f"nucleus: deploying {names} (root {context.layout.path})")
-        await runtime.deployer.apply(plan)
-        outcome = await follow_foreground(runtime.kernel, [c.name for c in plan.components if not c.builtin])
-        status = "SUCCEEDED" if outcome.exit_code == 0 else "FAILED"
-        runtime.state.finish_deployment(deployment_id, status, None if status == "SUCCEEDED" else outcome.summary)
-        return outcome
-    except BaseException as exc:
-        runtime.state.finish_deployment(deployment_id, "FAILED", str(exc) or type(exc).__name__)
-        await runtime.kernel.stop_all("the deployment failed")
-        raise
+        return await runtime.manager.submit(document, _progress)
     finally:
         runtime.close()

@@ -58,7 +58,7 @@ def render_text(plan: Any, root: str) -> str:
 
 def run(args: argparse.Namespace, context: Context) -> int:
     from nucleus.commands.deploy import plan_request
-    from nucleus.planning import make_plan
+    from nucleus.deployment.plan import plan_deployment
     from nucleus.recipe import read_recipe
     from nucleus.recipe.platform import detect_platform
 
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
 
             raise RecipeError(result.diagnostics)
     layout, config = context.layout, context.config
-    plan = make_plan(plan_request(args), layout, config, detect_platform(config.platform_override))
+    plan = plan_deployment(plan_request(args), layout, config, detect_platform(config.platform_override))
     for warning in plan.warnings:
         print(warning, file=sys.stderr)
     if args.json:

@@ -1,101 +1,64 @@
 """The kernel: every component's service on one asyncio loop, wired by their dependencies.
 
-It creates services for a deployment, gives each step its environment, restarts the running HARD
-dependents of a component that errors or restarts, stops everything in reverse dependency order, and
-reports each state change (log files, terminal, the state database) through `on_transition`.
+It is each service's `Host`: it launches steps (building each launch from the environment, the built-ins'
+contributions and the recipe), ends processes, knows the services' dependencies, and publishes every event
+on the bus — after writing the nucleus log and the terminal, and after its own reactions (the running HARD
+dependents of a component that errors restart). It also creates, replaces and removes services for a
+deployment, and stops them in reverse dependency order.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
-from typing import NamedTuple, Protocol
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from typing import Any
 
 from nucleus.config import NucleusConfig
+from nucleus.lifecycle.events import (
+    Bus,
+    Event,
+    OrphanAdopted,
+    OrphanGone,
+    Problem,
+    ServiceAdded,
+    ServiceRemoved,
+    StateChanged,
+    StepStarted,
+)
+from nucleus.lifecycle.host import EndReport, LineSink, Owner, Peer, ProcessHandle, ServicePolicy
+from nucleus.lifecycle.launch import component_environment, describe, skipif_holds, step_environment
 from nucleus.lifecycle.logs import ComponentLog, Echo, NucleusLog
-from nucleus.lifecycle.process import StepProcess
+from nucleus.lifecycle.process import end_processes, spawn
 from nucleus.lifecycle.reaper import Orphan, Reaper
 from nucleus.lifecycle.service import ComponentSpec, Service
 from nucleus.lifecycle.states import ACTIVE, State
+from nucleus.lifecycle.tokens import Tokens
 from nucleus.paths import RootLayout
 from nucleus.recipe.model import Step
 
-AWS_CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
-
-
-class KernelObserver(Protocol):
-    """Who else hears of state changes and spawned processes (the state database, the daemon)."""
-
-    def transition(self, service: Service, old: State, new: State, cause: str) -> None: ...
-
-    def spawned(self, service: Service, step: Step, process: StepProcess) -> None: ...
-
-    def reaped(self, service: Service, process: StepProcess) -> None: ...
-
-    def needs_bootstrap(self, spec: ComponentSpec) -> bool: ...
-
-    def record_bootstrap(self, spec: ComponentSpec) -> None: ...
-
-    def adopted(self, service: Service, orphan: Orphan) -> None: ...
-
-    def orphan_gone(self, orphan: Orphan) -> None: ...
-
-
-class KernelOptions(NamedTuple):
-    echo: Echo | None = None  # component output and transitions on the terminal (foreground deploy)
-    observer: KernelObserver | None = None
-
-
-def component_environment(config: NucleusConfig, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment every step starts from: the nucleus's own, minus its virtualenv, plus Greengrass's.
-
-    Without the virtualenv, `python3` and `pip3 install --user` in a recipe mean the system's, as on a
-    device. In sandbox mode AWS credentials inherited from the user are removed and `~/.aws` is hidden,
-    so that the token exchange service is what components use.
-    """
-    env = dict(os.environ if environ is None else environ)
-    venvs = {env.pop("VIRTUAL_ENV", None), sys.prefix if sys.prefix != sys.base_prefix else None} - {None}
-    venv_bins = {os.path.normpath(os.path.join(venv, "bin")) for venv in venvs if venv}
-    if venv_bins and "PATH" in env:
-        env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep)
-                                      if os.path.normpath(p) not in venv_bins)
-    env.pop("PYTHONHOME", None)
-    if config.sandbox:
-        for name in AWS_CREDENTIAL_VARIABLES:
-            env.pop(name, None)
-        env["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
-        env["AWS_CONFIG_FILE"] = os.devnull
-    env.update(config.setenv)
-    env.update({
-        "AWS_REGION": config.region,
-        "AWS_DEFAULT_REGION": config.region,
-        "AWS_IOT_THING_NAME": config.thing_name,
-        "GG_ROOT_CA_PATH": config.root_ca_path or "",
-        "GGC_VERSION": config.nucleus_version,
-        "PYTHONUNBUFFERED": "1",
-    })
-    return env
+Contributor = Callable[[Owner], Mapping[str, str]]  # what a built-in adds to every step's environment
 
 
 class Kernel:
     """All services of one nucleus root."""
 
-    def __init__(self, layout: RootLayout, config: NucleusConfig, nucleus_log: NucleusLog,
-                 options: KernelOptions | None = None) -> None:
+    def __init__(self, layout: RootLayout, config: NucleusConfig, nucleus_log: NucleusLog, bus: Bus | None = None,
+                 *, echo: Echo | None = None) -> None:
         self.layout = layout
         self.config = config
         self.nucleus_log = nucleus_log
-        self.options = options or KernelOptions()
+        self.bus = bus or Bus()
+        self.echo = echo  # component output and transitions on the terminal (foreground deploy)
+        self.policy = ServicePolicy(config.error_reset_time, config.graceful_shutdown_timeout)
         self.services: dict[str, Service] = {}
-        self.credentials_url: str | None = None  # set by the token exchange service once it serves
+        self.tokens = Tokens()
         self.base_environment = component_environment(config)
-        self._tasks: set[asyncio.Task] = set()
-        self._change: asyncio.Future | None = None
-        # Who else hears of each state change while they listen (a daemon client following a deployment).
-        self.listeners: set[Callable[[Service, State, State, str], None]] = set()
+        self._contributors: list[Contributor] = []
+        # Makes a component's content (by digest) the active one; set by the deployer that owns the store.
+        self.activate_content: Callable[[ComponentSpec], None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._change: asyncio.Future[None] | None = None
         self.loop: asyncio.AbstractEventLoop
         self.reaper: Reaper
 
@@ -114,16 +77,20 @@ class Kernel:
         for service in self.services.values():
             service.log.close()
 
-    def now(self) -> float:
-        return time.monotonic()
-
     def new_log(self, name: str) -> ComponentLog:
         return ComponentLog(name, self.layout.log_file(name), self.config.log_file_size_kb * 1024,
-                            self.config.log_file_count, self.options.echo, self.nucleus_log.write_failed)
+                            self.config.log_file_count, self.echo, self.nucleus_log.write_failed)
 
     def add(self, service: Service) -> Service:
         self.services[service.name] = service
+        self.tokens.add(service.token, service.name)
+        self.publish(ServiceAdded(service.snapshot()))
         return service
+
+    def contribute_environment(self, contributor: Contributor) -> Callable[[], None]:
+        """Add to every step's environment from now on (a built-in's endpoint); returns how to take it back."""
+        self._contributors.append(contributor)
+        return lambda: self._contributors.remove(contributor) if contributor in self._contributors else None
 
     def hard_dependencies(self, service: Service) -> list[Service]:
         return [self.services[n] for n in service.spec.hard_dependencies if n in self.services]
@@ -132,92 +99,97 @@ class Kernel:
         """Services with a HARD dependency on `service`."""
         return [s for s in self.services.values() if service.name in s.spec.hard_dependencies]
 
-    # -- what services ask of the kernel ---------------------------------------------------------
+    # -- the Host of every service -----------------------------------------------------------------
 
-    def step_environment(self, service: Service, step: Step) -> dict[str, str]:
-        env = dict(self.base_environment)
-        if self.credentials_url:
-            env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = self.credentials_url
-        env.update(service.spec.lifecycle.setenv)
-        env.update(step.setenv)
-        # Last, so that no Setenv can change them: the token is how a stop finds every process of the
-        # component, and what the token exchange service checks.
-        env["SVCUID"] = env["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = service.token
-        return env
+    def now(self) -> float:
+        return time.monotonic()
 
-    def token_matches(self, token: str) -> bool:
-        """Whether `token` is a deployed component's SVCUID; compares with every one in constant time."""
-        import hmac
+    def environment(self, owner: Owner, step: Step) -> dict[str, str]:
+        contributions = [contribute(owner) for contribute in self._contributors]
+        return step_environment(self.base_environment, contributions, owner.spec.lifecycle, step, owner.token)
 
-        given = token.encode()
-        found = False
-        for service in self.services.values():
-            found |= hmac.compare_digest(service.token.encode(), given)
-        return found
+    def launch(self, owner: Owner, step: Step, sink: LineSink) -> ProcessHandle:
+        launch = describe(step, self.environment(owner, step), str(owner.spec.work_dir))
+        process = spawn(self.loop, self.reaper, launch, sink=sink, owner=owner)
+        self.publish(StepStarted(owner.name, step.name, process.pid, process.pgid, owner.token))
+        return process
 
-    def needs_bootstrap(self, spec: ComponentSpec) -> bool:
-        observer = self.options.observer
-        return observer.needs_bootstrap(spec) if observer else True
+    def prepare(self, owner: Owner) -> None:
+        if self.activate_content is not None:
+            self.activate_content(owner.spec)
 
-    def record_bootstrap(self, spec: ComponentSpec) -> None:
-        if self.options.observer:
-            self.options.observer.record_bootstrap(spec)
+    def skips(self, owner: Owner, step: Step) -> bool:
+        return bool(step.skipif) and skipif_holds(step.skipif or "", self.environment(owner, step),
+                                                  str(owner.spec.work_dir))
 
-    def on_spawn(self, service: Service, step: Step, process: StepProcess) -> None:
-        self.nucleus_log.event("step-start", component=service.name, step=step.name, pid=process.pid)
-        if self.options.observer:
-            self.options.observer.spawned(service, step, process)
+    async def end(self, owner: Owner, processes: Sequence[ProcessHandle], *, sweep: bool) -> EndReport:
+        return await end_processes([p.pgid for p in processes], {owner.token} if sweep else (),
+                                   self.config.graceful_shutdown_timeout, lambda: self.orphans([owner]))
 
-    def on_reaped(self, service: Service, process: StepProcess) -> None:
-        if self.options.observer:
-            self.options.observer.reaped(service, process)
+    def dependencies(self, owner: Owner) -> list[Peer]:
+        return [self.services[n] for n in owner.spec.hard_dependencies if n in self.services]
+
+    def publish(self, event: Event) -> None:
+        """Log it, show it, react to it, then let every subscriber hear of it."""
+        if isinstance(event, StateChanged):
+            self._state_changed(event)
+        elif isinstance(event, StepStarted):
+            self.nucleus_log.event("step-start", component=event.component, step=event.step, pid=event.pid)
+        elif isinstance(event, Problem):
+            self.nucleus_log.event(event.what, level=event.level, component=event.component, error=event.detail)
+        self.bus.publish(event)
+        if isinstance(event, StateChanged):
+            change, self._change = self._change, None
+            if change is not None and not change.done():
+                change.set_result(None)
+
+    def _state_changed(self, event: StateChanged) -> None:
+        service = event.service
+        self.nucleus_log.event("component-state", component=service.name, version=service.version,
+                               old=event.old, new=event.new, cause=event.cause)
+        if self.echo is not None:
+            self.echo(f"{service.name}: {event.old} -> {event.new} ({event.cause})")
+        if event.new is State.ERRORED and service.name in self.services:
+            self.restart_dependents(self.services[service.name], f"its dependency {service.name} errored")
+
+    def watch(self, task: asyncio.Task[Any]) -> None:
+        task.add_done_callback(self._task_done)
+
+    # -- orphans ---------------------------------------------------------------------------------
 
     def _adopted(self, orphan: Orphan) -> None:
-        service = orphan.owner
-        assert isinstance(service, Service)
-        self.nucleus_log.event("orphan-adopted", component=service.name, pid=orphan.pid)
-        if self.options.observer:
-            self.options.observer.adopted(service, orphan)
+        owner = orphan.owner
+        assert isinstance(owner, Service)
+        self.nucleus_log.event("orphan-adopted", component=owner.name, pid=orphan.pid)
+        self.publish(OrphanAdopted(owner.name, owner.token, orphan.pid, orphan.started))
 
     def _orphan_gone(self, orphan: Orphan) -> None:
-        if self.options.observer:
-            self.options.observer.orphan_gone(orphan)
+        owner = orphan.owner
+        self.publish(OrphanGone(owner.name if isinstance(owner, Service) else "", orphan.pid, orphan.started))
 
-    def orphans(self, services: Iterable[Service]) -> list[tuple[int, float]]:
+    def orphans(self, owners: Iterable[Owner]) -> list[tuple[int, float]]:
         """(pid, start time) of every process adopted from these services' steps."""
-        return [(o.pid, o.started) for service in services for o in self.reaper.orphans_of(service)]
+        return [(o.pid, o.started) for owner in owners for o in self.reaper.orphans_of(owner)]
 
-    def on_transition(self, service: Service, old: State, new: State, cause: str) -> None:
-        self.nucleus_log.event("component-state", component=service.name, version=service.spec.version,
-                               old=old, new=new, cause=cause)
-        if self.options.echo is not None:
-            self.options.echo(f"{service.name}: {old} -> {new} ({cause})")
-        if self.options.observer:
-            self.options.observer.transition(service, old, new, cause)
-        for listener in list(self.listeners):
-            listener(service, old, new, cause)
-        if new is State.ERRORED:
-            self.restart_dependents(service, f"its dependency {service.name} errored")
-        change, self._change = self._change, None
-        if change is not None and not change.done():
-            change.set_result(None)
+    # -- tasks -----------------------------------------------------------------------------------
 
-    def task_done(self, task: asyncio.Task) -> None:
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
         """A lifecycle or control task ended; an exception in it is a bug, logged with its traceback."""
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             import traceback
 
             exc = task.exception()
+            assert exc is not None
             text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             self.nucleus_log.event("internal-error", level="ERROR", task=task.get_name(), error=text)
-            if self.options.echo is not None:
-                self.options.echo(f"nucleus: internal error in {task.get_name()}: {exc!r} (see logs/nucleus.log)")
+            if self.echo is not None:
+                self.echo(f"nucleus: internal error in {task.get_name()}: {exc!r} (see logs/nucleus.log)")
 
-    def spawn_task(self, coro: object, name: str) -> asyncio.Task:
-        task = self.loop.create_task(coro, name=name)  # type: ignore[arg-type]
+    def spawn_task(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = self.loop.create_task(coro, name=name)
         self._tasks.add(task)
-        task.add_done_callback(self.task_done)
+        self.watch(task)
         return task
 
     def restart_dependents(self, service: Service, cause: str) -> None:
@@ -225,7 +197,7 @@ class Kernel:
             if dependent.state in ACTIVE:
                 self.spawn_task(dependent.restart(cause), f"restart:{dependent.name}")
 
-    def next_change(self) -> asyncio.Future:
+    def next_change(self) -> asyncio.Future[None]:
         """A future done at the next state change of any service.
 
         Created synchronously, so that a caller who checked the states and then waits cannot miss a
@@ -250,10 +222,11 @@ class Kernel:
         for spec in specs:
             existing = self.services.get(spec.name)
             if existing is None:
-                service = self.add(make_service(spec))
+                service = make_service(spec)
                 if spec.name in hold:
-                    service.stopped_by_user = True
-                else:
+                    service.stopped_by_user = True  # before it is added: recorded held from the start
+                self.add(service)
+                if spec.name not in hold:
                     service.launch(State.NEW)
                     changed.append(spec.name)
             elif existing.spec.digest != spec.digest or (
@@ -262,7 +235,7 @@ class Kernel:
                 await existing.restart(f"redeployed {spec.version}", reinstall=True, spec=spec)
                 changed.append(spec.name)
             else:
-                existing.spec = spec  # same digest: same recipe and artifacts; keep it running
+                existing.update_spec(spec)  # same digest: same recipe and artifacts; keep it running
         return changed
 
     async def stop_services(self, services: Iterable[Service], cause: str) -> None:
@@ -271,8 +244,6 @@ class Kernel:
         Each stop ends its component's process groups; one pass over the process table at the end finds
         whatever any of them left outside its groups (one pass for all, not one per component).
         """
-        from nucleus.lifecycle.process import end_processes
-
         targets = {s.name: s for s in services}
         stopped = {name: self.loop.create_future() for name in targets}
 
@@ -304,6 +275,8 @@ class Kernel:
         for service in services:
             service.log.close()
             del self.services[service.name]
+            self.tokens.remove(service.token)
+            self.publish(ServiceRemoved(service.name))
         return services
 
     async def stop_all(self, cause: str) -> None:

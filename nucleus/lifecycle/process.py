@@ -18,6 +18,8 @@ import subprocess
 from collections.abc import Callable, Collection, Hashable, Iterable
 from typing import NamedTuple
 
+from nucleus.lifecycle.host import EndReport, LineSink, StepStartError
+from nucleus.lifecycle.launch import Launch
 from nucleus.lifecycle.reaper import Reaper
 from nucleus.procinfo import (
     HAVE_PROC,
@@ -28,12 +30,7 @@ from nucleus.procinfo import (
     subreaper_preexec,
 )
 
-LineSink = Callable[[str, str], None]  # (level, text): stdout lines are INFO, stderr lines WARN
 MAX_LINE = 64 * 1024  # a longer run without a newline is cut into lines of this size
-
-
-class StepStartError(Exception):
-    """The step's process could not be started at all (no `sh`, a missing working folder…)."""
 
 
 class _PipeReader:
@@ -117,9 +114,10 @@ class StepProcess:
 _LEADER_PREEXEC: list[Callable[[], object] | None] = []  # computed on first spawn
 
 
-def spawn(loop: asyncio.AbstractEventLoop, reaper: Reaper, script: str, *, env: dict[str, str],
-          cwd: str, sink: LineSink, owner: Hashable = None) -> StepProcess:
-    """Start `sh -c script` in its own session; raises `StepStartError` if it cannot start.
+def spawn(loop: asyncio.AbstractEventLoop, reaper: Reaper, launch: Launch, *, sink: LineSink,
+          owner: Hashable = None) -> StepProcess:
+    """Start `sh -c <script>` as `launch` describes, in its own session; raises `StepStartError` if it
+    cannot start.
 
     The leader is made a child subreaper (when the nucleus is one), so that orphans of the step stay its
     children while it lives and come to the nucleus, attributed to `owner`, when it exits.
@@ -130,13 +128,14 @@ def spawn(loop: asyncio.AbstractEventLoop, reaper: Reaper, script: str, *, env: 
     err_read, err_write = os.pipe()
     try:
         popen = subprocess.Popen(
-            ["sh", "-c", script], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out_write,
-            stderr=err_write, start_new_session=True, close_fds=True, preexec_fn=_LEADER_PREEXEC[0])
+            ["sh", "-c", launch.script], cwd=launch.cwd, env=dict(launch.env), stdin=subprocess.DEVNULL,
+            stdout=out_write, stderr=err_write, start_new_session=True, close_fds=True,
+            preexec_fn=_LEADER_PREEXEC[0])
     except (OSError, ValueError, subprocess.SubprocessError) as exc:  # ValueError: a NUL byte, an `=` in a name
         os.close(out_read)
         os.close(err_read)
         reason = exc.strerror if isinstance(exc, OSError) else str(exc)
-        raise StepStartError(f"cannot start sh in {cwd}: {reason}") from None
+        raise StepStartError(f"cannot start sh in {launch.cwd}: {reason}") from None
     finally:
         os.close(out_write)
         os.close(err_write)
@@ -144,13 +143,6 @@ def spawn(loop: asyncio.AbstractEventLoop, reaper: Reaper, script: str, *, env: 
 
 
 # -------------------------------------------------------------------------------- ending trees
-
-
-class EndReport(NamedTuple):
-    """What ending took: how many groups and stray processes got SIGTERM, how many needed SIGKILL."""
-
-    terminated: int
-    killed: int
 
 
 def _signal_groups(pgids: Iterable[int], sig: int) -> None:

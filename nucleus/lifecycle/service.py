@@ -1,55 +1,33 @@
 """One component's life: install, wait for dependencies, start, supervise, recover, stop.
 
 A `Service` drives its component through the states of `states.py`; every change goes through `_set`,
-which checks the transition table and tells the kernel (logs, dependents, waiters). The lifecycle runs as
-one task; stopping cancels that task, runs `shutdown`, then ends every process of the component.
+which checks the transition table and publishes the change. The lifecycle runs as one task; stopping
+cancels that task, runs `shutdown`, then ends every process of the component. All a service needs of the
+nucleus around it goes through its `Host` (`host.py`): it never sees the kernel, so it is tested with a
+fake host and clock.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import string
-from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
 
+from nucleus.lifecycle.events import (
+    Bootstrapped,
+    Problem,
+    ServiceSnapshot,
+    ServiceUpdated,
+    StateChanged,
+    StepReaped,
+)
+from nucleus.lifecycle.host import Host, ProcessHandle, ServicePolicy, StepStartError
 from nucleus.lifecycle.logs import ComponentLog
-from nucleus.lifecycle.process import StepProcess, StepStartError, end_processes, spawn
+from nucleus.lifecycle.spec import ComponentSpec, new_token
 from nucleus.lifecycle.states import READY, State, check_transition
-from nucleus.recipe.model import Lifecycle, Step
+from nucleus.recipe.model import Step
 
-if TYPE_CHECKING:
-    from nucleus.lifecycle.kernel import Kernel
+__all__ = ["ComponentSpec", "Service", "StepFailed", "new_token"]
 
 ERRORS_BEFORE_BROKEN = 3
-_TOKEN_ALPHABET = string.ascii_letters + string.digits
-
-
-def new_token() -> str:
-    """A component's SVCUID: 16 random letters and digits, each equally likely.
-
-    From `os.urandom` directly (bytes ≥ 248 are dropped so that `% 62` has no bias): `secrets` would load
-    OpenSSL, megabytes of memory for sixteen characters.
-    """
-    chars: list[str] = []
-    while len(chars) < 16:
-        chars += [_TOKEN_ALPHABET[byte % 62] for byte in os.urandom(32) if byte < 248]
-    return "".join(chars[:16])
-
-
-class ComponentSpec(NamedTuple):
-    """What the kernel needs to run one component, all variables already rendered."""
-
-    name: str
-    version: str
-    lifecycle: Lifecycle = Lifecycle()
-    hard_dependencies: tuple[str, ...] = ()
-    soft_dependencies: tuple[str, ...] = ()
-    work_dir: Path = Path(".")
-    digest: str = ""  # recipe + artifacts: a changed digest means reinstall
-    builtin: bool = False
-    configuration: Any = {}  # the component's configuration (its recipe's DefaultConfiguration for now)
 
 
 class StepFailed(Exception):
@@ -63,20 +41,22 @@ class StepFailed(Exception):
 class Service:
     """A component under supervision."""
 
-    def __init__(self, spec: ComponentSpec, kernel: "Kernel", log: ComponentLog, token: str | None = None) -> None:
+    def __init__(self, spec: ComponentSpec, host: Host, log: ComponentLog, policy: ServicePolicy = ServicePolicy(),
+                 token: str | None = None) -> None:
         self.spec = spec
-        self.kernel = kernel
+        self.host = host
         self.log = log
+        self.policy = policy
         self.token = token or new_token()
         self.state = State.NEW
-        self.since = kernel.now()  # when the current state was entered (monotonic)
+        self.since = host.now()  # when the current state was entered (monotonic)
         self.stopped_by_user = False
-        self._task: asyncio.Task | None = None
-        self._steps: list[StepProcess] = []  # every step process not yet ended, newest last
+        self._task: asyncio.Task[None] | None = None
+        self._steps: list[ProcessHandle] = []  # every step process not yet ended, newest last
         self._errors: dict[State, list[float]] = {}
         self._started = False  # reached STARTING since the last stop: shutdown applies
         self._running_step: str | None = None  # "startup" or "run": which one made it RUNNING
-        self._waiters: list[asyncio.Future] = []
+        self._waiters: list[asyncio.Future[State]] = []
         self._control = asyncio.Lock()  # one stop or restart at a time
         self.last_cause = ""
 
@@ -84,14 +64,19 @@ class Service:
     def name(self) -> str:
         return self.spec.name
 
+    def snapshot(self) -> ServiceSnapshot:
+        spec = self.spec
+        return ServiceSnapshot(spec.name, spec.version, self.state, spec.builtin, spec.digest, self.last_cause,
+                               self.stopped_by_user, self.token, spec.configuration)
+
     # -- state -----------------------------------------------------------------------------------
 
     def _set(self, new: State, cause: str) -> None:
         old = self.state
         check_transition(self.name, old, new, cause)
-        self.state, self.last_cause, self.since = new, cause, self.kernel.now()
+        self.state, self.last_cause, self.since = new, cause, self.host.now()
         self.log.event(f"state {old} -> {new}: {cause}")
-        self.kernel.on_transition(self, old, new, cause)
+        self.host.publish(StateChanged(self.snapshot(), old, new, cause))
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():
@@ -99,16 +84,27 @@ class Service:
 
     async def wait_change(self) -> State:
         """Wait for this component's next state change."""
-        waiter = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[State] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         return await waiter
+
+    def hold(self) -> None:
+        """Keep it stopped until it is deployed anew or restarted (`nucleus stop`, a held restore)."""
+        if not self.stopped_by_user:
+            self.stopped_by_user = True
+            self.host.publish(ServiceUpdated(self.snapshot()))
+
+    def update_spec(self, spec: ComponentSpec) -> None:
+        """A spec with the same digest (same recipe and artifacts): nothing to restart."""
+        self.spec = spec
+        self.host.publish(ServiceUpdated(self.snapshot()))
 
     # -- the lifecycle ---------------------------------------------------------------------------
 
     def launch(self, phase: State = State.NEW) -> None:
         """Start the lifecycle from `phase` (NEW: install first; INSTALLED: start)."""
         self._task = asyncio.get_running_loop().create_task(self._lifecycle(phase), name=f"lifecycle:{self.name}")
-        self._task.add_done_callback(self.kernel.task_done)
+        self.host.watch(self._task)
 
     async def _lifecycle(self, phase: State) -> None:
         while True:
@@ -126,19 +122,20 @@ class Service:
             except Exception as exc:  # noqa: BLE001 - a bug or a system limit must not leave it stuck
                 origin = State.NEW if self.state in (State.NEW, State.INSTALLED) else self.state
                 origin = origin if origin in (State.NEW, State.STARTING, State.RUNNING) else State.RUNNING
-                self.kernel.nucleus_log.event("step-error", level="ERROR", component=self.name,
-                                              error=f"{type(exc).__name__}: {exc}")
+                self.host.publish(Problem(self.name, "step-error", f"{type(exc).__name__}: {exc}"))
                 next_phase = await self._errored(StepFailed(origin, f"{type(exc).__name__}: {exc}"))
             if next_phase is None:
                 return
             phase = next_phase
 
     async def _install(self) -> None:
-        if self.kernel.needs_bootstrap(self.spec) and self.spec.lifecycle.step("bootstrap"):
+        self.host.prepare(self)
+        if not self.spec.bootstrapped and self.spec.lifecycle.step("bootstrap"):
             code, note = await self._run_step("bootstrap", State.NEW)
             if code != 0:
                 raise StepFailed(State.NEW, f"bootstrap {note}")
-            self.kernel.record_bootstrap(self.spec)
+            self.spec = self.spec._replace(bootstrapped=True)
+            self.host.publish(Bootstrapped(self.name, self.spec.version, self.spec.digest))
         step = self.spec.lifecycle.step("install")
         if step is None:
             self._set(State.INSTALLED, "no install step")
@@ -151,7 +148,7 @@ class Service:
     async def _wait_dependencies(self) -> None:
         """Block until every HARD dependency is RUNNING or FINISHED (SOFT ones never delay)."""
         while True:
-            waiting = next((d for d in self.kernel.hard_dependencies(self) if d.state not in READY), None)
+            waiting = next((d for d in self.host.dependencies(self) if d.state not in READY), None)
             if waiting is None:
                 return
             await waiting.wait_change()
@@ -202,8 +199,8 @@ class Service:
         """ERRORED: end what is left, count the error, run recover, and pick where to restart from."""
         self._set(State.ERRORED, failure.cause)
         await self._end_all()
-        now = self.kernel.now()
-        window = self.kernel.config.error_reset_time
+        now = self.host.now()
+        window = self.policy.error_reset_time
         recent = [t for t in self._errors.get(failure.origin, []) if now - t < window] + [now]
         self._errors[failure.origin] = recent
         if len(recent) >= ERRORS_BEFORE_BROKEN:
@@ -222,32 +219,17 @@ class Service:
     # -- steps -----------------------------------------------------------------------------------
 
     def _skip(self, step: Step) -> bool:
-        """Greengrass's Skipif: `onpath <program>` or `exists <path>`, `!` in front negates."""
-        if not step.skipif:
-            return False
-        text = step.skipif.strip()
-        negate = text.startswith("!")
-        check, _, argument = text.lstrip("!").strip().partition(" ")
-        argument = argument.strip()
-        if check.lower() == "onpath":
-            import shutil
+        return bool(step.skipif) and self.host.skips(self, step)
 
-            path = self.kernel.step_environment(self, step).get("PATH")
-            found = shutil.which(argument, path=path) is not None
-        else:
-            found = os.path.exists(os.path.join(str(self.spec.work_dir), os.path.expanduser(argument)))
-        return found != negate
+    def _spawn(self, step: Step, origin: State) -> ProcessHandle:
+        def sink(level: str, text: str) -> None:
+            self.log.line(step.name, level, text)
 
-    def _spawn(self, step: Step, origin: State) -> StepProcess:
-        env = self.kernel.step_environment(self, step)
-        sink: Callable[[str, str], None] = lambda level, text: self.log.line(step.name, level, text)
         try:
-            process = spawn(self.kernel.loop, self.kernel.reaper, step.script, env=env,
-                            cwd=str(self.spec.work_dir), sink=sink, owner=self)
+            process = self.host.launch(self, step, sink)
         except StepStartError as exc:
             raise StepFailed(origin, f"{step.name} could not start: {exc}") from None
         self._steps.append(process)
-        self.kernel.on_spawn(self, step, process)
         return process
 
     async def _run_step(self, name: str, origin: State, *, check_skip: bool = True) -> tuple[int, str]:
@@ -265,12 +247,12 @@ class Service:
         except StepFailed as failure:
             return -1, failure.cause
 
-    async def _wait_step(self, process: StepProcess, step: Step, origin: State) -> tuple[int, str]:
+    async def _wait_step(self, process: ProcessHandle, step: Step, origin: State) -> tuple[int, str]:
         timeout = step.effective_timeout
         try:
             code = await asyncio.wait_for(process.wait(), timeout)
         except asyncio.TimeoutError:
-            await end_processes([process.pgid], (), self.kernel.config.graceful_shutdown_timeout, self._orphans)
+            await self.host.end(self, [process], sweep=False)
             await process.wait()
             self._forget(process)
             return -1, f"timed out after {timeout}s (its processes were ended)"
@@ -280,25 +262,20 @@ class Service:
             return code, f"was killed by signal {-code}"
         return code, f"exited {code}"
 
-    def _orphans(self) -> list[tuple[int, float]]:
-        return self.kernel.orphans([self])
-
-    def _forget(self, process: StepProcess) -> None:
+    def _forget(self, process: ProcessHandle) -> None:
         if process in self._steps and process.returncode is not None:
             self._steps.remove(process)
-            self.kernel.on_reaped(self, process)
+            self.host.publish(StepReaped(self.name, process.pid, process.pgid))
 
     async def _end_all(self, sweep: bool = True) -> None:
         """End every process of this component: the groups of its live steps and (with `sweep`) anything
         else carrying its token. Without `sweep`, the caller sweeps for many components at once."""
-        leaders = [p.pgid for p in self._steps if p.returncode is None]
-        tokens = {self.token} if sweep else set()
-        report = await end_processes(leaders, tokens, self.kernel.config.graceful_shutdown_timeout, self._orphans)
+        report = await self.host.end(self, [p for p in self._steps if p.returncode is None], sweep=sweep)
         for process in list(self._steps):
             if process.returncode is None:
                 await process.wait()
             process.close_output()
-            self.kernel.on_reaped(self, process)
+            self.host.publish(StepReaped(self.name, process.pid, process.pgid))
         self._steps.clear()
         if report.killed:
             self.log.event(f"{report.killed} process group(s) or process(es) ignored SIGTERM and were killed")
@@ -335,7 +312,7 @@ class Service:
         """
         async with self._control:
             if by_user:
-                self.stopped_by_user = True
+                self.hold()
             idle = self.state is State.BROKEN or (
                 self.state is State.FINISHED and not self._steps
                 and not (self._started and self.spec.lifecycle.step("shutdown")))
@@ -357,7 +334,7 @@ class Service:
             await self._end_all()
             self.log.event(f"uninstall {note}")
             if code != 0:
-                self.kernel.nucleus_log.event("uninstall-failed", level="WARN", component=self.name, result=note)
+                self.host.publish(Problem(self.name, "uninstall-failed", note, "WARN"))
 
     async def restart(self, cause: str, *, reinstall: bool = False, spec: ComponentSpec | None = None) -> None:
         """Stop what runs and start again (from install when `reinstall`); also the way out of BROKEN."""

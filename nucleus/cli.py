@@ -13,10 +13,17 @@ import os
 import sys
 from collections.abc import Sequence
 from functools import cached_property
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from nucleus import __version__
 from nucleus.errors import EXIT_INTERNAL, EXIT_OK, EXIT_SIGINT, NucleusError
+
+if TYPE_CHECKING:
+    from nucleus.config import NucleusConfig
+    from nucleus.paths import RootLayout
+
 
 
 class Context:
@@ -26,7 +33,7 @@ class Context:
         self.args = args
 
     @cached_property
-    def _root_and_config(self) -> tuple:
+    def _root_and_config(self) -> tuple[RootLayout, NucleusConfig]:
         from nucleus.config import load_config
         from nucleus.paths import RootLayout, choose_root
 
@@ -40,23 +47,24 @@ class Context:
         return layout, config
 
     @property
-    def layout(self):  # noqa: ANN201 - RootLayout, imported lazily
+    def layout(self) -> RootLayout:
         return self._root_and_config[0]
 
     @property
-    def config(self):  # noqa: ANN201 - NucleusConfig, imported lazily
+    def config(self) -> NucleusConfig:
         return self._root_and_config[1]
 
 
-def _command(subparsers: argparse._SubParsersAction, name: str, summary: str, description: str = "",
+def _command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str, description: str = "",
              epilog: str = "") -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(name, help=summary, description=description or summary, epilog=epilog,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name, help=summary, description=description or summary, epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.set_defaults(handler=f"nucleus.commands.{name}:run")
     return parser
 
 
-def _add_deploy(subparsers: argparse._SubParsersAction) -> None:
+def _add_deploy(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = _command(
         subparsers, "deploy", "deploy recipes: hand them to the running nucleus, or run them here",
         "Deploy component recipes (YAML or JSON). With `nucleus start` running on the root, the deployment\n"
@@ -82,7 +90,7 @@ def _add_lookup_options(parser: argparse.ArgumentParser) -> None:
                         help="a folder of recipes that may satisfy dependencies (repeatable)")
 
 
-def _add_plan(subparsers: argparse._SubParsersAction) -> None:
+def _add_plan(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = _command(
         subparsers, "plan", "show what a deploy would do, without doing it",
         "Resolve dependencies and render every lifecycle for this device: the components in start order\n"
@@ -93,7 +101,7 @@ def _add_plan(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="print the plan as JSON on stdout")
 
 
-def _add_validate(subparsers: argparse._SubParsersAction) -> None:
+def _add_validate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = _command(
         subparsers, "validate", "check recipe files (exit 0 valid, 2 invalid)",
         "Check each recipe on its own against the recipe format: every error and warning with its\n"
@@ -102,7 +110,7 @@ def _add_validate(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="recipe files (YAML or JSON)")
 
 
-def _add_daemon_commands(subparsers: argparse._SubParsersAction) -> None:
+def _add_daemon_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = _command(
         subparsers, "start", "run the nucleus as a long-running service (in the foreground)",
         "Run the nucleus on its root until SIGTERM, SIGINT or `nucleus shutdown`: it restores the last\n"
@@ -158,9 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _handler(spec: str):  # noqa: ANN202 - a command's run(args, ctx) -> int
+def _handler(spec: str) -> Callable[[argparse.Namespace, Context], int | None]:
+    """A command's `run(args, context)`, imported only now."""
     module, _, function = spec.partition(":")
-    return getattr(importlib.import_module(module), function)
+    handler: Callable[[argparse.Namespace, Context], int | None] = getattr(importlib.import_module(module), function)
+    return handler
 
 
 def run() -> None:

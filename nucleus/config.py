@@ -78,12 +78,12 @@ class _Reader:
     def __init__(self, doc: Any) -> None:
         self.doc = doc
 
-    def fail(self, path: tuple, message: str, hint: str) -> None:
+    def fail(self, path: tuple[str, ...], message: str, hint: str) -> None:
         line, column = self.doc.mark(path)
         key = ".".join(str(p) for p in path)
         raise ConfigError(f"{key}: {message}", where=f"{self.doc.source}:{line}:{column}", hint=hint)
 
-    def node(self, path: tuple) -> Any:
+    def node(self, path: tuple[str, ...]) -> Any:
         value = self.doc.data
         for index, part in enumerate(path):
             if value is None:
@@ -93,15 +93,15 @@ class _Reader:
             value = value.get(part)
         return value
 
-    def text(self, path: tuple) -> str | None:
+    def text(self, path: tuple[str, ...]) -> str | None:
         value = self.node(path)
         if value is None:
             return None
         if isinstance(value, (dict, list)):
             self.fail(path, "must be text", "write the value on the same line as the key")
-        return self.doc.texts.get(path, str(value))
+        return str(self.doc.texts.get(path, str(value)))
 
-    def number(self, path: tuple, default: float, *, minimum: float = 0) -> float:
+    def number(self, path: tuple[str, ...], default: float, *, minimum: float = 0) -> float:
         value = self.node(path)
         if value is None:
             return default
@@ -113,13 +113,13 @@ class _Reader:
             self.fail(path, f"'{value}' is not a number of at least {minimum:g}", "write a plain number")
         return number
 
-    def port(self, path: tuple) -> int:
+    def port(self, path: tuple[str, ...]) -> int:
         port = self.number(path, 0)
         if port != int(port) or port > 65535:
             self.fail(path, f"'{port:g}' is not a port number", "use 0 (any free port) or 1-65535")
         return int(port)
 
-    def mapping(self, path: tuple) -> dict[str, str]:
+    def mapping(self, path: tuple[str, ...]) -> dict[str, str]:
         value = self.node(path)
         if value is None:
             return {}

@@ -7,16 +7,25 @@ used where speed on large files matters (artifact contents) or another algorithm
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Protocol
 
 
-def sha256(data: bytes = b"") -> Any:
+class Hash(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+    def digest(self) -> bytes: ...
+
+
+def sha256(data: bytes = b"") -> Hash:
     """A SHA-256 hash object (`update`, `hexdigest`, `digest`)."""
     try:
-        from _sha256 import sha256 as builtin  # CPython 3.10, 3.11
+        from _sha256 import sha256 as builtin  # type: ignore[import-not-found, unused-ignore]  # 3.10, 3.11
     except ImportError:
         try:
-            from _sha2 import sha256 as builtin  # type: ignore[no-redef]  # CPython 3.12+
+            from _sha2 import sha256 as builtin  # type: ignore[import-not-found, no-redef, unused-ignore]
         except ImportError:
-            from hashlib import sha256 as builtin  # type: ignore[no-redef]
-    return builtin(data)
+            from hashlib import sha256 as builtin  # type: ignore[no-redef, unused-ignore]
+    hashed: Hash = builtin(data)
+    return hashed

@@ -107,7 +107,8 @@ def _prctl() -> Callable[..., int] | None:
     try:
         import ctypes
 
-        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+        return prctl
     except (OSError, AttributeError):
         return None
 
@@ -142,6 +143,7 @@ def _psutil_start_time(pid: int) -> float | None:
     try:
         import psutil
 
-        return psutil.Process(pid).create_time()
+        started: float = psutil.Process(pid).create_time()
+        return started
     except Exception:  # noqa: BLE001 - any failure means we cannot vouch for the process
         return None

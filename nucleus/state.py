@@ -279,14 +279,14 @@ class State:
             cursor = self._db.execute(SQL_INSERT_DEPLOYMENT, (
                 now_iso(), mode, json.dumps(request, sort_keys=True),
                 json.dumps([r._asdict() for r in previous_roots])))
-            return int(cursor.lastrowid)
+            return int(cursor.lastrowid or 0)
 
     def queue_deployment(self, mode: str, source: str, request: dict[str, Any], document: str) -> int:
         """A deployment accepted but not started: QUEUED, its document kept to run it after a restart."""
         with self._transaction():
             cursor = self._db.execute(SQL_QUEUE_DEPLOYMENT, (now_iso(), mode, json.dumps(request, sort_keys=True),
                                                              source, document))
-            return int(cursor.lastrowid)
+            return int(cursor.lastrowid or 0)
 
     def start_deployment(self, deployment_id: int, previous_roots: Iterable[RootRecord]) -> None:
         with self._transaction():

@@ -282,7 +282,7 @@ class Store:
         every version left with no content; returns the versions removed."""
         import shutil
 
-        removed = []
+        removed: list[str] = []
         versions = self.layout.contents_dir / name
         if not versions.is_dir():
             return removed

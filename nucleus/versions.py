@@ -150,7 +150,8 @@ class InvalidRange(ValueError):
 
 def _js_trim(text: str) -> str:
     """Trim as JavaScript's String.prototype.trim does (its notion of whitespace, not Python's)."""
-    return _JS_EDGE_SPACE.sub("", text)
+    trimmed: str = _JS_EDGE_SPACE.sub("", text)
+    return trimmed
 
 
 def _is_wild(part: str) -> bool:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from nucleus.cli import Context
@@ -61,26 +59,6 @@ def show_event(message: dict[str, Any], json_output: bool) -> None:
         print(f"nucleus: deployment {message['id']} started", file=stream, flush=True)
     elif kind in ("note", "warning"):
         print(message["text"], file=sys.stderr, flush=True)
-
-
-def deploy_through_daemon(args: argparse.Namespace, context: Context) -> int:
-    """Hand the deployment to the running nucleus and wait for its outcome."""
-    from nucleus.commands.deploy import document
-
-    if getattr(args, "sandbox", False):
-        code, status = call(context, "status")
-        if not (status or {}).get("sandbox"):
-            from nucleus.errors import NucleusError
-
-            raise NucleusError(f"the nucleus running on {context.layout.path} was started without --sandbox",
-                               hint="stop it (`nucleus shutdown`) and run `nucleus start --sandbox`, or deploy "
-                                    "without --sandbox")
-    asked = document(args)
-    code, result = call(context, "deploy", paths=list(asked.recipes), recipes=list(asked.recipe_dirs),
-                        artifacts=asked.artifacts_dir, cwd=asked.cwd, onFailure=asked.failure_policy.cli)
-    if code == 0 and result is not None:
-        print(f"nucleus: deployment {result.id} succeeded: {result.summary}")
-    return code
 
 
 def print_json(value: Any) -> None:

@@ -11,12 +11,12 @@ from nucleus.cli import Context
 
 if TYPE_CHECKING:
     from nucleus.config import NucleusConfig
-    from nucleus.deployment.candidates import PlanRequest
+    from nucleus.deployment.plan import PlanRequest
     from nucleus.deployment.model import Document, Result
 
 
 def plan_request(args: argparse.Namespace) -> PlanRequest:
-    from nucleus.deployment.candidates import PlanRequest
+    from nucleus.deployment.plan import PlanRequest
 
     return PlanRequest(recipe_paths=tuple(Path(p) for p in args.paths), recipe_dirs=tuple(args.recipes),
                        artifacts_dir=args.artifacts, cwd=Path.cwd())
@@ -28,7 +28,7 @@ def echo(line: str) -> None:
 
 def run(args: argparse.Namespace, context: Context) -> int:
     """Through the daemon when one runs (or is starting); else here — unless the root is a daemon's."""
-    from nucleus.commands.client import daemon_ready, deploy_through_daemon
+    from nucleus.commands.client import daemon_ready
     from nucleus.lock import LockHeld
 
     for attempt in range(2):
@@ -47,6 +47,26 @@ def run(args: argparse.Namespace, context: Context) -> int:
             if attempt:
                 raise
     raise AssertionError("unreachable")
+
+
+def deploy_through_daemon(args: argparse.Namespace, context: Context) -> int:
+    """Hand the deployment to the running nucleus and wait for its outcome."""
+    from nucleus.commands.client import call
+
+    if getattr(args, "sandbox", False):
+        code, status = call(context, "status")
+        if not (status or {}).get("sandbox"):
+            from nucleus.errors import NucleusError
+
+            raise NucleusError(f"the nucleus running on {context.layout.path} was started without --sandbox",
+                               hint="stop it (`nucleus shutdown`) and run `nucleus start --sandbox`, or deploy "
+                                    "without --sandbox")
+    asked = document(args)
+    code, result = call(context, "deploy", paths=list(asked.recipes), recipes=list(asked.recipe_dirs),
+                        artifacts=asked.artifacts_dir, cwd=asked.cwd, onFailure=asked.failure_policy.cli)
+    if code == 0 and result is not None:
+        print(f"nucleus: deployment {result.id} succeeded: {result.summary}")
+    return code
 
 
 def run_foreground(args: argparse.Namespace, context: Context) -> int:

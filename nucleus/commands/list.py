@@ -28,7 +28,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
     return code
 
 
-def recorded(context: Context) -> list[dict]:
+def recorded(context: Context) -> list[dict[str, object]]:
     """The states the last nucleus on this root recorded (no daemon needed)."""
     from nucleus.state import State
 

@@ -10,7 +10,7 @@ from typing import Any
 from nucleus.cli import Context
 
 
-def plan_json(plan: Any) -> dict:
+def plan_json(plan: Any) -> dict[str, Any]:
     """The `--json` contract of docs/commands.md (keys sorted when printed)."""
     components = []
     for component in plan.components:
@@ -58,7 +58,7 @@ def render_text(plan: Any, root: str) -> str:
 
 def run(args: argparse.Namespace, context: Context) -> int:
     from nucleus.commands.deploy import plan_request
-    from nucleus.deployment.plan import plan_deployment
+    from nucleus.deployment.candidates import plan_deployment
     from nucleus.recipe import read_recipe
     from nucleus.recipe.platform import detect_platform
 

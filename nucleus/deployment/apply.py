@@ -13,8 +13,8 @@ from typing import Any, NamedTuple
 
 from nucleus.builtins import Builtin
 from nucleus.config import NucleusConfig
-from nucleus.deployment.candidates import PlanRequest, gather
-from nucleus.deployment.plan import Plan, make_plan
+from nucleus.deployment.candidates import plan_deployment
+from nucleus.deployment.plan import Plan, PlanRequest
 from nucleus.errors import NucleusError
 from nucleus.lifecycle.kernel import Kernel
 from nucleus.lifecycle.service import ComponentSpec, Service
@@ -87,7 +87,7 @@ class Deployer:
         return Service(spec, self.kernel, self.kernel.new_log(spec.name), self.kernel.policy)
 
     def _plan(self, request: PlanRequest) -> Plan:
-        plan = make_plan(gather(request, self.layout, self.store), request, self.layout, self.config, self.device)
+        plan = plan_deployment(request, self.layout, self.config, self.device, self.store)
         refuse_unsupported(plan)
         for component in plan.components:
             builtin = self.builtins.get(component.name) if component.builtin else None

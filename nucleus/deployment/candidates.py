@@ -9,62 +9,21 @@ candidates from the cloud here.)
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 from nucleus.builtins import BUILTIN_NAMES
-from nucleus.errors import MultiError, NucleusError
+from nucleus.config import NucleusConfig
+from nucleus.deployment.plan import Candidates, Plan, PlanRequest, make_plan
+from nucleus.errors import MultiError
 from nucleus.paths import RootLayout
 from nucleus.recipe import Recipe, read_recipe
 from nucleus.store import RECIPE_SUFFIXES, Store, find_artifact_source
 
 
-class KeptRoot(NamedTuple):
-    """A root component of the current deployment that stays (daemon deployments merge)."""
-
-    name: str
-    version: str
-
-
-class PlanRequest(NamedTuple):
-    recipe_paths: tuple[Path, ...] = ()
-    recipe_dirs: tuple[Path, ...] = ()
-    artifacts_dir: Path | None = None
-    cwd: Path | None = None  # the folder `./components` is looked up in (default: the current one)
-    kept_roots: tuple[KeptRoot, ...] = ()
-    preferred: Mapping[str, str] = {}  # name → version deployed now
-    pinned: Mapping[str, tuple[str, str]] = {}  # name → (version, digest): the content to read from the store
-
-
-@dataclass
-class Candidates:
-    """Every recipe that may be chosen, by name and version, with where each came from."""
-
-    recipes: dict[tuple[str, str], Recipe] = field(default_factory=dict)
-    named: dict[tuple[str, str], Recipe] = field(default_factory=dict)  # given on the command line or in --recipes
-    deployed: list[Recipe] = field(default_factory=list)  # the recipe files the deployment names
-    sources: dict[tuple[str, str], Path | None] = field(default_factory=dict)  # named recipes' artifact folders
-    warnings: list[str] = field(default_factory=list)
-    looked_in: str = ""
-
-    def add(self, recipe: Recipe, *, named: bool) -> None:
-        key = (recipe.name, recipe.version)
-        previous = self.named.get(key)
-        if named and previous is not None and previous.path != recipe.path and previous != recipe:
-            raise NucleusError(
-                f"{recipe.ident} is defined twice, differently: {previous.path} and {recipe.path}",
-                hint="remove one, or give them different versions")
-        if named:
-            self.named[key] = recipe
-            self.recipes[key] = recipe
-        else:
-            self.recipes.setdefault(key, recipe)
-
-
 def _read_all(paths: Sequence[Path], warnings: list[str]) -> list[Recipe]:
     """Read every recipe file; every error of every file is reported together."""
-    recipes, problems = [], []
+    recipes: list[Recipe] = []
+    problems: list[str] = []
     for path in paths:
         result = read_recipe(path)
         if result.recipe is None:
@@ -77,7 +36,15 @@ def _read_all(paths: Sequence[Path], warnings: list[str]) -> list[Recipe]:
     return recipes
 
 
+def plan_deployment(request: PlanRequest, layout: RootLayout, config: NucleusConfig,
+                    device: Mapping[str, str], store: Store | None = None) -> Plan:
+    """Gather (I/O) and decide (pure): what `nucleus plan` prints and a deployment applies."""
+    return make_plan(gather(request, layout, store), request, layout, config, device)
+
+
 def recipe_files_in(folder: Path) -> list[Path]:
+    from nucleus.errors import NucleusError
+
     if not folder.is_dir():
         raise NucleusError("no such recipes folder", where=str(folder), hint="check the --recipes path")
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in RECIPE_SUFFIXES)

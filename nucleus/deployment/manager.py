@@ -19,10 +19,9 @@ from typing import Any
 
 from nucleus.config import NucleusConfig
 from nucleus.deployment.apply import Deployer
-from nucleus.deployment.candidates import KeptRoot, PlanRequest
 from nucleus.deployment.model import Document, FailurePolicy, Result, Status
 from nucleus.deployment.outcome import follow_foreground, needed_by, wait_settled
-from nucleus.deployment.plan import Plan
+from nucleus.deployment.plan import KeptRoot, Plan, PlanRequest
 from nucleus.deployment.status import StatusKeeper
 from nucleus.errors import FailedError, NotFoundError, NucleusError
 from nucleus.lifecycle.kernel import Kernel

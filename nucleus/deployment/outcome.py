@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from nucleus.lifecycle.kernel import Kernel
 from nucleus.lifecycle.states import State
@@ -46,8 +46,13 @@ async def follow_foreground(kernel: Kernel, names: Iterable[str]) -> Outcome:
     """The foreground rule: all FINISHED, one BROKEN, or a signal (SIGINT, SIGTERM) — then stop everything."""
     loop = asyncio.get_running_loop()
     received: asyncio.Future[int] = loop.create_future()
+
+    def receive(signum: int) -> None:
+        if not received.done():
+            received.set_result(signum)
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, lambda s=signum: received.done() or received.set_result(s))
+        loop.add_signal_handler(signum, receive, signum)
     watched = [kernel.services[n] for n in names]
     try:
         while True:
@@ -58,7 +63,8 @@ async def follow_foreground(kernel: Kernel, names: Iterable[str]) -> Outcome:
             if all(s.state is State.FINISHED for s in watched):
                 await kernel.stop_all("the deployment finished")
                 return Outcome(True, f"{len(watched)} component(s) FINISHED")
-            await asyncio.wait([kernel.next_change(), received], return_when=asyncio.FIRST_COMPLETED)
+            waiting: list[asyncio.Future[Any]] = [kernel.next_change(), received]
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             if received.done():
                 name = "SIGINT" if received.result() == signal.SIGINT else "SIGTERM"
                 await kernel.stop_all(f"{name} received")

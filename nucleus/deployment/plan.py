@@ -8,19 +8,62 @@ deployment (which applies it).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 from nucleus.builtins import builtin_versions
 from nucleus.config import NucleusConfig
-from nucleus.deployment.candidates import Candidates, KeptRoot, PlanRequest, gather
+from nucleus.errors import NucleusError
 from nucleus.paths import RootLayout
 from nucleus.recipe import Diagnostic, Recipe, RecipeError
 from nucleus.recipe.model import GENERIC, Dependency, Lifecycle, Manifest
 from nucleus.recipe.platform import select_manifest
 from nucleus.recipe.variables import ComponentFacts, VariableContext, render_lifecycle
 
-__all__ = ["KeptRoot", "Plan", "PlanRequest", "PlannedComponent", "make_plan", "plan_deployment"]
+__all__ = ["Candidates", "KeptRoot", "Plan", "PlanRequest", "PlannedComponent", "make_plan"]
+
+
+class KeptRoot(NamedTuple):
+    """A root component of the current deployment that stays (daemon deployments merge)."""
+
+    name: str
+    version: str
+
+
+class PlanRequest(NamedTuple):
+    recipe_paths: tuple[Path, ...] = ()
+    recipe_dirs: tuple[Path, ...] = ()
+    artifacts_dir: Path | None = None
+    cwd: Path | None = None  # the folder `./components` is looked up in (default: the current one)
+    kept_roots: tuple[KeptRoot, ...] = ()
+    preferred: Mapping[str, str] = {}  # name → version deployed now
+    pinned: Mapping[str, tuple[str, str]] = {}  # name → (version, digest): the content to read from the store
+
+
+@dataclass
+class Candidates:
+    """Every recipe that may be chosen, by name and version, with where each came from."""
+
+    recipes: dict[tuple[str, str], Recipe] = field(default_factory=dict)
+    named: dict[tuple[str, str], Recipe] = field(default_factory=dict)  # given on the command line or in --recipes
+    deployed: list[Recipe] = field(default_factory=list)  # the recipe files the deployment names
+    sources: dict[tuple[str, str], Path | None] = field(default_factory=dict)  # named recipes' artifact folders
+    warnings: list[str] = field(default_factory=list)
+    looked_in: str = ""
+
+    def add(self, recipe: Recipe, *, named: bool) -> None:
+        key = (recipe.name, recipe.version)
+        previous = self.named.get(key)
+        if named and previous is not None and previous.path != recipe.path and previous != recipe:
+            raise NucleusError(
+                f"{recipe.ident} is defined twice, differently: {previous.path} and {recipe.path}",
+                hint="remove one, or give them different versions")
+        if named:
+            self.named[key] = recipe
+            self.recipes[key] = recipe
+        else:
+            self.recipes.setdefault(key, recipe)
 
 
 class PlannedComponent(NamedTuple):
@@ -56,12 +99,6 @@ class Plan(NamedTuple):
         return next(c for c in self.components if c.name == name)
 
 
-def plan_deployment(request: PlanRequest, layout: RootLayout, config: NucleusConfig,
-                    device: Mapping[str, str]) -> Plan:
-    """Gather (I/O) and decide (pure): what `nucleus plan` prints and a deployment applies."""
-    return make_plan(gather(request, layout), request, layout, config, device)
-
-
 def make_plan(candidates: Candidates, request: PlanRequest, layout: RootLayout, config: NucleusConfig,
               device: Mapping[str, str]) -> Plan:
     """Resolve and render the deployment `request` describes, for this device, from `candidates`."""
@@ -88,11 +125,12 @@ def make_plan(candidates: Candidates, request: PlanRequest, layout: RootLayout, 
     invalid: list[Diagnostic] = []  # typed fields still invalid once rendered, for every component at once
     chosen_versions = {c.name: c.version for c in chosen}
     for candidate in chosen:
-        recipe = candidates.recipes.get((candidate.name, candidate.version))
-        if recipe is None:
+        found = candidates.recipes.get((candidate.name, candidate.version))
+        if found is None:
             components.append(PlannedComponent(candidate.name, candidate.version, True, None, None,
                                                Lifecycle(), (), None))
             continue
+        recipe = found
         manifest = select_manifest(recipe, device)
         try:
             lifecycle = render_lifecycle(manifest.lifecycle, _context(recipe, chosen_versions, candidates,

@@ -15,7 +15,7 @@ import errno
 import os
 import signal
 import subprocess
-from collections.abc import Callable, Collection, Hashable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import NamedTuple
 
 from nucleus.lifecycle.host import EndReport, LineSink, StepStartError
@@ -82,8 +82,8 @@ class _PipeReader:
 class StepProcess:
     """One running step: `sh -c <script>` in a new session, its output going to `sink`."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, reaper: Reaper, popen: subprocess.Popen,
-                 stdout_fd: int, stderr_fd: int, sink: LineSink, owner: Hashable = None) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, reaper: Reaper, popen: subprocess.Popen[bytes],
+                 stdout_fd: int, stderr_fd: int, sink: LineSink, owner: object = None) -> None:
         self.pid = popen.pid
         self.pgid = popen.pid  # start_new_session: the shell leads its own group
         self._popen = popen
@@ -115,7 +115,7 @@ _LEADER_PREEXEC: list[Callable[[], object] | None] = []  # computed on first spa
 
 
 def spawn(loop: asyncio.AbstractEventLoop, reaper: Reaper, launch: Launch, *, sink: LineSink,
-          owner: Hashable = None) -> StepProcess:
+          owner: object = None) -> StepProcess:
     """Start `sh -c <script>` as `launch` describes, in its own session; raises `StepStartError` if it
     cannot start.
 
@@ -245,7 +245,12 @@ async def _wait_groups_empty(pgids: list[int], timeout: float) -> list[int]:
     return [g for g in remaining if group_has_live_member(g)]
 
 
-async def _wait_gone(procs: list, timeout: float) -> list:
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _wait_gone(procs: list[_Proc], timeout: float) -> list[_Proc]:
     """Wait until every process has exited (pidfd events where the OS has them); returns the living."""
     loop = asyncio.get_running_loop()
     pending = [p for p in procs if _alive(p)]
@@ -253,15 +258,15 @@ async def _wait_gone(procs: list, timeout: float) -> list:
         return pending
     if hasattr(os, "pidfd_open"):
         fds: list[int] = []
-        waiters = []
+        waiters: list[asyncio.Future[None]] = []
         for proc in pending:
             try:
                 fd = os.pidfd_open(proc.pid)
             except OSError:
                 continue
             fds.append(fd)
-            done = loop.create_future()
-            loop.add_reader(fd, lambda f=done: f.done() or f.set_result(None))
+            done: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(fd, _set_done, done)
             waiters.append(done)
         try:
             if waiters:

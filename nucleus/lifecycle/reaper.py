@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import NamedTuple
 
 from nucleus.procinfo import become_subreaper, children_of, stat_of
@@ -34,7 +34,7 @@ class Orphan(NamedTuple):
 
     pid: int
     started: float  # start time: tells it apart from a later process with the same pid
-    owner: Hashable
+    owner: object
 
 
 class Reaper:
@@ -45,7 +45,7 @@ class Reaper:
                  on_orphan_gone: Callable[[Orphan], None] | None = None) -> None:
         self._loop = loop
         self._callbacks: dict[int, Callable[[int], None]] = {}
-        self._owners: dict[int, Hashable] = {}  # live step leaders → their component
+        self._owners: dict[int, object] = {}  # live step leaders → their component
         self.orphans: dict[int, Orphan] = {}
         self._on_adopted = on_adopted
         self._on_orphan_gone = on_orphan_gone
@@ -54,20 +54,20 @@ class Reaper:
         self._foreign = set(children_of(os.getpid())) if self.subreaper else set()
         loop.add_signal_handler(signal.SIGCHLD, self.reap)
 
-    def watch(self, pid: int, callback: Callable[[int], None], owner: Hashable = None) -> None:
+    def watch(self, pid: int, callback: Callable[[int], None], owner: object = None) -> None:
         """Call `callback(exit code)` when the child `pid` exits; `owner` inherits its orphans."""
         self._callbacks[pid] = callback
         if owner is not None:
             self._owners[pid] = owner
         self._loop.call_soon(self._reap_one, pid)  # it may have exited before we listened
 
-    def orphans_of(self, owner: Hashable) -> list[Orphan]:
+    def orphans_of(self, owner: object) -> list[Orphan]:
         """The processes adopted from `owner`'s step leaders (no look at the process table)."""
         return [o for o in self.orphans.values() if o.owner == owner]
 
     def reap(self) -> None:
         """On SIGCHLD (signals coalesce: one may stand for several exits), reap every exited child."""
-        leaders_gone: list[tuple[int, Hashable]] = []
+        leaders_gone: list[tuple[int, object]] = []
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -105,7 +105,7 @@ class Reaper:
             self._on_orphan_gone(orphan)
         self._foreign.discard(pid)
 
-    def _adopt(self, leaders: list[tuple[int, Hashable]]) -> None:
+    def _adopt(self, leaders: list[tuple[int, object]]) -> None:
         """The step leaders `leaders` (pid, owner) just exited: their orphans are now the nucleus's children.
 
         One orphan, several leaders gone in the same instant: the kernel's hand-over does not say whose it

@@ -31,7 +31,7 @@ class Diagnostic(NamedTuple):
         return f"{text} — {self.hint}" if self.hint else text
 
 
-def render_path(path: Iterable) -> str:
+def render_path(path: Iterable[object]) -> str:
     """`("Manifests", 0, "Lifecycle")` → `Manifests[0].Lifecycle`."""
     text = ""
     for part in path:

@@ -16,9 +16,9 @@ import json
 import re
 from typing import Any
 
-NodePath = tuple  # of str (mapping keys) and int (list indexes)
+NodePath = tuple[Any, ...]  # of str (mapping keys) and int (list indexes)
 MAX_DEPTH = 200  # nesting deeper than any recipe needs; beyond it, an error instead of a recursion crash
-Mark = tuple  # (line, column), both 1-based
+Mark = tuple[int, int]  # (line, column), both 1-based
 
 
 class Document:
@@ -189,7 +189,7 @@ class _YamlBuilder:
                 items.append(self.build(child, path + (index,)))
             return items
 
-    def _mapping(self, node: Any, path: NodePath) -> dict:
+    def _mapping(self, node: Any, path: NodePath) -> dict[str, Any]:
         import yaml
 
         result: dict[str, Any] = {}
@@ -213,7 +213,7 @@ class _YamlBuilder:
         return result
 
     @staticmethod
-    def _merged_pairs(node: Any) -> list:
+    def _merged_pairs(node: Any) -> list[tuple[Any, Any]]:
         """The mapping's pairs with YAML merge keys (`<<: *base`) expanded; explicit keys win."""
         import yaml
 
@@ -314,13 +314,14 @@ class _JsonReader:
 
     def _string(self) -> str:
         try:
-            value, self.pos = json.decoder.scanstring(self.text, self.pos + 1, True)
+            value: str
+            value, self.pos = json.decoder.scanstring(self.text, self.pos + 1, True)  # type: ignore[attr-defined]
         except json.JSONDecodeError as exc:
             self._fail(exc.msg.lower(), "close the string with a double quote and escape control characters",
                        exc.pos)
         return value
 
-    def _object(self, path: NodePath) -> dict:
+    def _object(self, path: NodePath) -> dict[str, Any]:
         result: dict[str, Any] = {}
         seen: dict[str, Mark] = {}
         self.pos += 1
@@ -357,7 +358,7 @@ class _JsonReader:
             self._unexpected("expected ',' or '}' after a property value: separate properties with commas "
                              "and close the object with }")
 
-    def _array(self, path: NodePath) -> list:
+    def _array(self, path: NodePath) -> list[Any]:
         items: list[Any] = []
         self.pos += 1
         self._skip()

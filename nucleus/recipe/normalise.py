@@ -126,7 +126,7 @@ class _Walker:
 
     # -- generic readers -------------------------------------------------------------------------
 
-    def fields(self, value: Mapping, path: NodePath, known: tuple[str, ...],
+    def fields(self, value: Mapping[str, Any], path: NodePath, known: tuple[str, ...],
                what: str) -> dict[str, tuple[Any, NodePath]]:
         """Match `value`'s keys to `known` case-insensitively: canonical name → (value, path as written).
 
@@ -160,7 +160,7 @@ class _Walker:
             hint = f"known keys of {what}: {', '.join(known)}; unknown keys are ignored"
         self.warn(path, f"unknown key '{key}' in {what}", hint)
 
-    def mapping(self, value: Any, path: NodePath, what: str, *, required: bool = False) -> dict | None:
+    def mapping(self, value: Any, path: NodePath, what: str, *, required: bool = False) -> dict[str, Any] | None:
         """`value` if it is a mapping; None (and maybe an error) if it is empty or of another type."""
         if value is None or value is _MISSING:
             if required:

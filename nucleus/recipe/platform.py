@@ -52,7 +52,7 @@ def platform_matches(platform: Platform, device: Mapping[str, str]) -> bool:
     return True
 
 
-def _regex(wanted: str) -> re.Pattern:
+def _regex(wanted: str) -> re.Pattern[str]:
     try:
         return re.compile(wanted[1:-1])
     except re.error as exc:

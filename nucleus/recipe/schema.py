@@ -30,7 +30,7 @@ from nucleus.recipe.normalise import (
     TOP_KEYS,
 )
 
-Layout = dict  # canonical key → layout of its value ("any" = user data, left as written)
+Layout = dict[str, Any]  # canonical key → layout of its value ("any" = user data, left as written)
 
 
 def _keys(names: tuple[str, ...], layouts: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -75,7 +75,7 @@ def canonicalize(value: Any, layout: Any, path: NodePath, paths: dict[NodePath, 
     by_fold = {name.lower(): name for name in layout}
     result: dict[str, Any] = {}
     for key, item in value.items():
-        name = by_fold.get(str(key).lower(), key)
+        name = str(by_fold.get(str(key).lower(), key))
         if name in result:  # a second spelling of one key: the normaliser reports it
             continue
         result[name] = canonicalize(item, layout.get(name, "any"), path + (key,), paths, canon_path + (name,))
@@ -119,5 +119,5 @@ def _written(paths: dict[NodePath, NodePath], canon_path: NodePath) -> NodePath:
 
 
 def _describe(error: Any) -> str:
-    message = error.message
+    message = str(error.message)
     return message if len(message) <= 160 else message[:157] + "..."

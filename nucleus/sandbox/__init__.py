@@ -67,7 +67,8 @@ class SandboxInfo:
             "setenv": {"AWS_ENDPOINT_URL": self.endpoint_url},
         }
         header = "# nucleus sandbox: valid while this sandbox runs (its ports change on each start)\n"
-        return header + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+        text: str = yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+        return header + text
 
     def apply(self, config: NucleusConfig) -> NucleusConfig:
         """`config` pointed at this sandbox: its device identity, provider, region and AWS_ENDPOINT_URL."""

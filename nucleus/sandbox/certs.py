@@ -72,7 +72,9 @@ def _now() -> dt.datetime:
 
 
 def _not_after(cert: Any) -> dt.datetime:
-    return getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after.replace(tzinfo=dt.timezone.utc)
+    after: dt.datetime = getattr(cert, "not_valid_after_utc", None) or \
+        cert.not_valid_after.replace(tzinfo=dt.timezone.utc)
+    return after
 
 
 def _still_valid(certs: SandboxCertificates) -> bool:
@@ -149,11 +151,13 @@ def _create(certs: SandboxCertificates) -> None:
     device, device_key = leaf(certs.thing_name, ExtendedKeyUsageOID.CLIENT_AUTH, None)
 
     def pem_key(key: Any) -> bytes:
-        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                 serialization.NoEncryption())
+        pem: bytes = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption())
+        return pem
 
     def pem_cert(cert: Any) -> bytes:
-        return cert.public_bytes(serialization.Encoding.PEM)
+        pem: bytes = cert.public_bytes(serialization.Encoding.PEM)
+        return pem
 
     # Keys first: a crash in between leaves certificates that fail `_still_valid`, never a stale pair.
     write_atomically(certs.server_key, pem_key(server_key), 0o600)

@@ -33,7 +33,7 @@ class TokenExchangeService(BuiltinService):
         """Events of the cache and the server, into both logs; answered requests only when refused."""
         if event == "tes-request" and fields.get("status") == 200:
             return
-        self.builtin_host.nucleus_log.event(event, component=self.name, **fields)
+        self.builtin_host.nucleus_log.event(event, "INFO", component=self.name, **fields)
         details = " ".join(f"{key}={value}" for key, value in fields.items() if value is not None)
         self.log.event(f"{event} {details}".strip())
 

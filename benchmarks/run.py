@@ -398,6 +398,50 @@ def figure_respawn(rounds: int) -> Figure:
                   {"median_ms": gap, "max_ms": max(gaps), "samples": len(gaps)})
 
 
+# -- 7. stopping: a component whose `sh` forked its program, and a shutdown -------------------------------
+
+
+def _log_times(log: Path, pattern: str) -> list[float]:
+    """Timestamps (seconds) of the nucleus.log lines matching `pattern`."""
+    import datetime as dt
+
+    found = []
+    for line in log.read_text().splitlines():
+        if re.search(pattern, line):
+            stamp = dt.datetime.strptime(line.split(" ", 1)[0], "%Y-%m-%dT%H:%M:%S.%fZ")
+            found.append(stamp.replace(tzinfo=dt.timezone.utc).timestamp())
+    return found
+
+
+def figure_stop(rounds: int) -> list[Figure]:
+    """`sh -c 'python3 …'`: sh forks the program, and a stop must not wait for an orphan nobody reaps."""
+    work = Path(tempfile.mkdtemp(prefix="stop-", dir=WORK))
+    program = f"{sys.executable} -c 'import time; time.sleep(1e6)'"
+    paths = [str(recipe(work / f"s{i}.yaml", f"bench.Stop{i}", program)) for i in range(3)]
+    single, shutdown = [], []
+    for index in range(rounds):
+        root = work / f"root{index}"
+        daemon = Daemon(root)
+        try:
+            if daemon.cli("deploy", *paths).returncode != 0:
+                raise RuntimeError("the stop benchmark's deployment failed")
+            daemon.cli("stop", "bench.Stop0")
+        finally:
+            daemon.stop()
+        log = root / "logs" / "nucleus.log"
+        began = _log_times(log, r"component=bench\.Stop0 .*new=STOPPING")[-1]
+        ended = _log_times(log, r"component=bench\.Stop0 .*new=FINISHED")[-1]
+        single.append(ended - began)
+        shutdown.append(_log_times(log, "nucleus-stopped")[-1] - _log_times(log, "nucleus-stopping")[-1])
+    shutil.rmtree(work, ignore_errors=True)
+    one, two = 1000 * median_of(single), 1000 * median_of(shutdown)
+    return [Figure("stop", "≤ 0.3 s to stop a component whose sh forked its program", f"{one:.0f} ms",
+                   f"median of {rounds}; gracefulShutdownTimeout is 5 s", one <= 300,
+                   {"median_ms": one, "samples_ms": [1000 * s for s in single]}),
+            Figure("shutdown", "≤ 0.5 s to stop the nucleus with 2 such components", f"{two:.0f} ms",
+                   f"median of {rounds}", two <= 500, {"median_ms": two, "samples_ms": [1000 * s for s in shutdown]})]
+
+
 # -- the table -----------------------------------------------------------------------------------------
 
 
@@ -428,11 +472,11 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--write-docs", action="store_true", help="rewrite the table in docs/performance.md")
     parser.add_argument("--only", nargs="+", metavar="NAME",
-                        choices=["deploy", "memory", "many", "tes", "resolve", "respawn"])
+                        choices=["deploy", "memory", "many", "tes", "resolve", "respawn", "stop"])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (a rough look)")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
-    wanted = set(args.only or ["deploy", "memory", "many", "tes", "resolve", "respawn"])
+    wanted = set(args.only or ["deploy", "memory", "many", "tes", "resolve", "respawn", "stop"])
     figures: list[Figure] = []
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("deploy", lambda: figure_deploy(5 if args.quick else 15)),
@@ -441,6 +485,7 @@ def main() -> int:
         ("tes", lambda: figure_tes(3 if args.quick else 10)),
         ("resolve", figure_resolve),
         ("respawn", lambda: figure_respawn(3 if args.quick else 10)),
+        ("stop", lambda: figure_stop(3 if args.quick else 7)),
     ]
     for name, step in steps:
         if name not in wanted:
